@@ -1,0 +1,44 @@
+"""Typed errors for bad input. Every error names the URL (file or row) and the reason.
+
+Batch readers catch :class:`DataError`, record ``(id, reason)`` and go on; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class GenPropError(Exception):
+    """Base class of every error genprop raises on purpose."""
+
+
+class DataError(GenPropError):
+    """Bad input data: a file that cannot be read, or that disagrees with its neighbours.
+
+    Args:
+        url (str): the file, directory or row the problem is in.
+        reason (str): what is wrong, in words a user can act on.
+    """
+
+    def __init__(self, url: str, reason: str):
+        self.url = str(url)
+        self.reason = reason
+        super().__init__(f"{self.url}: {reason}")
+
+
+class VideoDecodeError(DataError):
+    """A video that is corrupt, truncated, empty or not a video at all."""
+
+
+class DecodeTimeoutError(VideoDecodeError):
+    """Decoding did not finish within its timeout; the decoding process was killed."""
+
+
+class ImageReadError(DataError):
+    """An image (frame JPEG, mask PNG) that cannot be read."""
+
+
+class AnnotationError(DataError):
+    """Annotations that are missing, malformed, or whose size disagrees with the frames."""
+
+
+class UnknownLayoutError(DataError):
+    """A dataset root whose layout is none of YouTube-VOS, DAVIS or SA-V."""

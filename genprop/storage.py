@@ -1,0 +1,173 @@
+"""Object-storage access through fsspec: plain paths, ``file://``, ``s3://`` and anything fsspec knows.
+
+S3-compatible endpoints other than AWS are configured the way botocore does it
+(``AWS_ENDPOINT_URL``); ``GENPROP_S3_ENDPOINT_URL`` overrides it for genprop alone.
+Writes are atomic: a local file is written beside its target and renamed; an object-store
+upload is one PUT, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import tempfile
+from typing import Iterator
+
+import fsspec
+from fsspec.core import url_to_fs
+
+# Remote files are copied in chunks of this size (bytes); memory never holds a whole video.
+COPY_CHUNK_BYTES = 8 << 20
+
+
+def _storage_options(url: str) -> dict:
+    if url.startswith(("s3://", "s3a://")):
+        endpoint = os.environ.get("GENPROP_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            return {"endpoint_url": endpoint}
+    return {}
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem that serves ``url`` and the path inside it.
+
+    Args:
+        url (str): plain path, ``file://...``, ``s3://bucket/key`` or any fsspec URL.
+    """
+    return url_to_fs(str(url), **_storage_options(str(url)))
+
+
+def is_local(url: str) -> bool:
+    """True when ``url`` names a file on this machine (plain path or ``file://``)."""
+    fs, _ = filesystem(url)
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def local_path(url: str) -> str:
+    """The local path of a local ``url`` (strips ``file://``)."""
+    fs, path = filesystem(url)
+    if not is_local(url):
+        raise ValueError(f"{url}: not a local path")
+    return path
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL parts with ``/`` (object stores use ``/`` whatever the OS)."""
+    out = str(base).rstrip("/")
+    for p in parts:
+        out = out + "/" + str(p).strip("/")
+    return out
+
+
+def basename(url: str) -> str:
+    return posixpath.basename(str(url).rstrip("/"))
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def isdir(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.isdir(path)
+
+
+def listdir(url: str) -> list[str]:
+    """Sorted names (not URLs) of the entries directly under ``url``."""
+    fs, path = filesystem(url)
+    names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)]
+    return sorted(n for n in names if n)
+
+
+def open_url(url: str, mode: str = "rb"):
+    """Open ``url`` for reading (a file-like object; use as a context manager)."""
+    fs, path = filesystem(url)
+    return fs.open(path, mode)
+
+
+def read_bytes(url: str) -> bytes:
+    fs, path = filesystem(url)
+    return fs.cat_file(path)
+
+
+def read_text(url: str) -> str:
+    return read_bytes(url).decode("utf-8")
+
+
+def makedirs(url: str) -> None:
+    fs, path = filesystem(url)
+    if is_local(url):
+        fs.makedirs(path, exist_ok=True)
+    # Object stores have no directories; nothing to do.
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    """Write ``data`` to ``url`` atomically (temp file + rename locally; one PUT remotely)."""
+    fs, path = filesystem(url)
+    if is_local(url):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+    else:
+        fs.pipe_file(path, data)
+
+
+def write_text(url: str, text: str) -> None:
+    write_bytes(url, text.encode("utf-8"))
+
+
+def put_file(local: str, url: str) -> None:
+    """Copy the local file ``local`` to ``url`` atomically."""
+    fs, path = filesystem(url)
+    if is_local(url):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+    else:
+        fs.put_file(local, path)
+
+
+@contextlib.contextmanager
+def local_copy(url: str, suffix: str = "") -> Iterator[str]:
+    """A local path holding the bytes of ``url``.
+
+    A local URL is yielded as is; a remote one is copied in chunks of ``COPY_CHUNK_BYTES`` to a
+    temporary file (removed on exit), so readers that need a real file (decord reads a
+    file-like object whole into memory) never hold the video in memory.
+
+    Args:
+        url (str): the file to read.
+        suffix (str, default ""): suffix of the temporary file (decoders sniff extensions).
+    """
+    if is_local(url):
+        yield local_path(url)
+        return
+    fd, tmp = tempfile.mkstemp(suffix=suffix or os.path.splitext(basename(url))[1], prefix="genprop-")
+    try:
+        with os.fdopen(fd, "wb") as out, open_url(url, "rb") as src:
+            while True:
+                chunk = src.read(COPY_CHUNK_BYTES)
+                if not chunk:
+                    break
+                out.write(chunk)
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
