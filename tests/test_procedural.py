@@ -139,7 +139,7 @@ def test_every_case_kind(tmp_path):
         assert parsed == json.loads(json.dumps(info))
         assert {"case_id", "task", "video_id", "object_id", "prompt", "frames", "height", "width",
                 "fps", "seed", "files"} <= parsed.keys()
-        assert parsed["fps"] == "12/1" and parsed["files"] == CASE_FILES
+        assert parsed["fps"] == "12" and parsed["files"] == CASE_FILES
         assert (parsed["object_id"] is None) == (case.task == "background")
         gt = np.load(tmp_path / case.case_id / "ground_truth.npz")
         assert gt["original"].shape == gt["target"].shape == (6, 64, 80, 3)
@@ -160,7 +160,7 @@ def _layout_ok(root: str, config: WorldConfig, summary: dict) -> None:
     world = json.loads(storage.read_text(storage.join(root, "world.json")))
     assert world["version"] >= 1 and world["seed"] == config.seed and world["frames"] == config.frames
     for vid, entry in meta.items():
-        assert entry["fps"] == "12/1"
+        assert entry["fps"] == "12"
         names = [f"{t:05d}" for t in range(config.frames)]
         assert storage.listdir(storage.join(root, "JPEGImages", vid)) == [n + ".jpg" for n in names]
         assert storage.listdir(storage.join(root, "Annotations", vid)) == [n + ".png" for n in names]

@@ -20,6 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from genprop import video
+from genprop.video import fps_string  # noqa: F401  (re-exported)
+
 
 @dataclass(frozen=True)
 class ObjectMasks:
@@ -129,14 +132,8 @@ class VideoRecord:
         return idx
 
 
-def fps_string(fps: Fraction) -> str:
-    """``"24"`` for integral rates, ``"30000/1001"`` otherwise (exact, no float round trip)."""
-    fps = Fraction(fps)
-    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
-
-
 def parse_fps(value: Any, url: str) -> Fraction:
-    """Parse ``"12/1"``, ``"30000/1001"``, ``24`` or ``29.97`` into a positive Fraction.
+    """Parse a frame rate found in metadata (``"12/1"``, ``"30000/1001"``, ``24``, ``29.97``).
 
     Args:
         value (Any): the rate as found in metadata.
@@ -148,10 +145,6 @@ def parse_fps(value: Any, url: str) -> Fraction:
     from genprop.errors import AnnotationError
 
     try:
-        # str() first so a float becomes its shortest decimal (29.97 -> 2997/100), not binary noise.
-        fps = Fraction(str(value).strip())
-    except (ValueError, ZeroDivisionError) as e:
-        raise AnnotationError(url, f"fps {value!r} is not a rate") from e
-    if fps <= 0:
-        raise AnnotationError(url, f"fps {value!r} is not positive")
-    return fps
+        return video.parse_fps(value)
+    except ValueError as e:
+        raise AnnotationError(url, f"fps {value!r} is not a positive rate") from e

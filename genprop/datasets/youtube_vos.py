@@ -3,7 +3,7 @@
 Frame files are named by their original frame number (every 5th frame of the 30 fps source in
 the real dataset, hence a default of 6 fps). A record's frames are the JPEGs in sorted order,
 and ``annotated_frames`` are positions in that order, not original frame numbers. A per-video
-``"fps"`` entry in ``meta.json`` (written by genprop's procedural world, e.g. ``"12/1"``) wins.
+``"fps"`` entry in ``meta.json`` (written by genprop's procedural world, e.g. ``"12"`` or ``"30000/1001"``) wins.
 
 Object ids come from ``meta.json`` and are checked against each annotation as it is read. Some
 valid splits ship without ``meta.json``; then (and for a video it does not list) the ids of

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genprop.datasets.procedural.scene import Scene, fps_string, make_scene_from
+from genprop.datasets.procedural.scene import Scene, make_scene_from
+from genprop.video import fps_string
 
 TASKS = ("remove", "replace", "insert", "background", "track")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import colorsys
 import functools
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from genprop.video import fps_string
 
 import numpy as np
 
@@ -118,7 +118,7 @@ class Scene:
     Attributes:
         seed (int): the seed the scene was made from.
         frames, height, width (int): video size.
-        fps (str): frame rate as a rational string, e.g. ``"12/1"``.
+        fps (str): frame rate as a rational string, e.g. ``"12"`` or ``"30000/1001"``.
         horizon (float): y of the wall/floor boundary.
         ground (float): y of the floor line (objects rest on it; mirror axis of reflections).
         world_width (int): width of the background (``width`` plus the pan range).
@@ -152,14 +152,6 @@ class Scene:
             if o.id == object_id:
                 return o
         raise KeyError(f"scene {self.seed} has no object {object_id}")
-
-
-def fps_string(fps) -> str:
-    """``"12"``, ``12``, ``"30000/1001"``, ``Fraction`` -> ``"num/den"``."""
-    fr = Fraction(str(fps)) if not isinstance(fps, Fraction) else fps
-    if fr <= 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
-    return f"{fr.numerator}/{fr.denominator}"
 
 
 def color_name(rgb: RGB) -> str:

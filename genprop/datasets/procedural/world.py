@@ -3,7 +3,7 @@
 Layout under ``out``::
 
     world.json                              parameters + version (written last)
-    meta.json                               {"videos": {vid: {"objects": {...}, "fps": "12/1"}}}
+    meta.json                               {"videos": {vid: {"objects": {...}, "fps": "12"}}}
     JPEGImages/<vid>/00000.jpg ...          every frame, JPEG quality 95
     Annotations/<vid>/00000.png ...         palette PNGs of visible instance ids
     Effects/<vid>/<obj_id>/00000.png ...    binary PNGs (0/255): pixels the object's shadow or
@@ -29,7 +29,8 @@ from genprop import masks, storage
 from genprop.datasets.procedural.cases import Case, choose_object, make_case, make_case_id
 from genprop.datasets.procedural.config import WorldConfig, make_scene
 from genprop.datasets.procedural.render import RenderedVideo, render
-from genprop.datasets.procedural.scene import Scene, fps_string
+from genprop.datasets.procedural.scene import Scene
+from genprop.video import fps_string
 
 log = logging.getLogger(__name__)
 
