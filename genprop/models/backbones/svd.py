@@ -1,0 +1,397 @@
+"""Stable Video Diffusion adapter: ``UNetSpatioTemporalConditionModel`` + a latent map + CLIP image encoder.
+
+What counts as a "block" of the U-Net (for the SCE copy): the four down blocks and then the mid
+block, in data-flow order (``encoder_blocks()``); the input layer is ``conv_in``. A down block has
+several outputs (one residual per resnet plus the down-sampler's), all fed to the decoder through
+skip connections, and the last one is also the block's output sample; an injection adds to each of
+them, ControlNet-style. The "final block" (MPD copy) is the last up block, fed from the
+penultimate up block's output and the skip residuals that the last up block consumes.
+
+Objective: EDM preconditioning as ``StableVideoDiffusionPipeline`` + ``EulerDiscreteScheduler``
+(v-prediction, sigma_data = 1): model input c_in * (x0 + sigma * eps), timestep 0.25 * log(sigma),
+target (x0 - c_skip * x_noisy) / c_out, so plain MSE on the raw output equals the EDM-weighted
+denoising loss. log(sigma) ~ N(p_mean, p_std) in training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from genprop.models.backbones.interface import TrainingSample, freeze, seeded
+from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, SVDVaeLatents
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# CLIP ViT-H/14 vision tower of SVD-XT (image_encoder/config.json).
+_SVD_CLIP = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+                 image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu")
+
+
+@dataclass(frozen=True)
+class SVDBackboneConfig:
+    """Configuration of the SVD backbone (saved as JSON beside every GenProp checkpoint).
+
+    Args:
+        pretrained (str | None, default None): local directory or hub id of an SVD pipeline
+            (``unet/``, ``vae/``, ``image_encoder/``); None builds from the dicts below under ``seed``.
+        latent_map (str, default "vae"): "vae" (AutoencoderKLTemporalDecoder) or "pixel_unshuffle".
+        unshuffle_factor (int, default 4): factor of the pixel-unshuffle map.
+        unet (dict): ``UNetSpatioTemporalConditionModel`` kwargs; {} = SVD-XT.
+        vae (dict | None): ``AutoencoderKLTemporalDecoder`` kwargs; {} = SVD's VAE.
+        image_encoder (dict | None): ``CLIPVisionConfig`` kwargs; None = no encoder, a learned null embedding.
+        num_steps (int, default 25), min_guidance (1.0), max_guidance (3.0): sampling as the pipeline.
+        fps (int, default 7), motion_bucket_id (int, 127), noise_aug_strength (float, 0.02): added time ids.
+        p_mean (float, 0.7), p_std (float, 1.6): log-normal training sigma distribution (EDM).
+        seed (int, default 0): seed for building from config.
+    """
+
+    pretrained: str | None = None
+    latent_map: str = "vae"
+    unshuffle_factor: int = 4
+    unet: dict = field(default_factory=dict)
+    vae: dict | None = field(default_factory=dict)
+    image_encoder: dict | None = field(default_factory=lambda: dict(_SVD_CLIP))
+    num_steps: int = 25
+    min_guidance: float = 1.0
+    max_guidance: float = 3.0
+    fps: int = 7
+    motion_bucket_id: int = 127
+    noise_aug_strength: float = 0.02
+    p_mean: float = 0.7
+    p_std: float = 1.6
+    seed: int = 0
+
+    @classmethod
+    def tiny(cls, latent_map: str = "pixel_unshuffle", image_encoder: bool = False) -> "SVDBackboneConfig":
+        """A few-hundred-K-parameter SVD for CPU tests (8x8 latent grid from 32x32 or 16x16 pixels)."""
+        c = 48 if latent_map == "pixel_unshuffle" else 4
+        unet = dict(block_out_channels=[32, 64], down_block_types=["CrossAttnDownBlockSpatioTemporal",
+                    "DownBlockSpatioTemporal"], up_block_types=["UpBlockSpatioTemporal",
+                    "CrossAttnUpBlockSpatioTemporal"], cross_attention_dim=32, num_attention_heads=[2, 4],
+                    in_channels=2 * c, out_channels=c, layers_per_block=1, sample_size=8,
+                    addition_time_embed_dim=8, projection_class_embeddings_input_dim=24, num_frames=5)
+        vae = dict(block_out_channels=[32, 32], in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+                   down_block_types=["DownEncoderBlock2D"] * 2) if latent_map == "vae" else None
+        enc = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                   patch_size=8, projection_dim=32) if image_encoder else None
+        return cls(latent_map=latent_map, unet=unet, vae=vae, image_encoder=enc, num_steps=3)
+
+
+@dataclass
+class SVDContext:
+    """Everything the U-Net's blocks need besides the hidden state (computed once per forward)."""
+
+    x_in: torch.Tensor  # (B*T, C_in, h, w) channel-concatenated model input
+    emb_base: torch.Tensor  # (B, E) time + added-time embedding
+    emb: torch.Tensor  # (B*T, E)
+    context: torch.Tensor  # (B*T, S, D) cross-attention states
+    indicator: torch.Tensor  # (B, T) image_only_indicator
+    batch: int
+    frames: int
+    forward_upsample_size: bool
+
+
+class SVDBackbone(nn.Module):
+    """SVD as a GenProp backbone (frozen). Build with :meth:`build`.
+
+    Args:
+        config (SVDBackboneConfig): the configuration.
+        unet (UNetSpatioTemporalConditionModel): the denoiser.
+        latent_map (nn.Module): a map from ``latent_maps``.
+        image_encoder (CLIPVisionModelWithProjection | None): None = learned null embedding.
+    """
+
+    kind = "svd"
+    feature_layout = "grid"
+
+    def __init__(self, config: SVDBackboneConfig, unet: nn.Module, latent_map: nn.Module,
+                 image_encoder: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        self.unet = unet
+        self.latent_map = latent_map
+        self.image_encoder = image_encoder
+        if image_encoder is None:
+            self.null_image_embedding = nn.Parameter(torch.zeros(1, 1, unet.config.cross_attention_dim))
+        freeze(self)
+
+    # ----------------------------------------------------------------------------------- building
+    @staticmethod
+    def build_unet(config: SVDBackboneConfig) -> nn.Module:
+        """The U-Net from ``config.unet`` (random init under the current RNG; works on the meta device)."""
+        from diffusers import UNetSpatioTemporalConditionModel
+
+        return UNetSpatioTemporalConditionModel(**config.unet)
+
+    @classmethod
+    def build(cls, config: SVDBackboneConfig) -> "SVDBackbone":
+        """Load from ``config.pretrained`` (a local directory or hub id) or build from config under ``config.seed``."""
+        from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        with seeded(config.seed):
+            if config.pretrained:
+                unet = UNetSpatioTemporalConditionModel.from_pretrained(config.pretrained, subfolder="unet")
+                vae = (AutoencoderKLTemporalDecoder.from_pretrained(config.pretrained, subfolder="vae")
+                       if config.latent_map == "vae" else None)
+                enc = (CLIPVisionModelWithProjection.from_pretrained(config.pretrained, subfolder="image_encoder")
+                       if config.image_encoder is not None else None)
+            else:
+                unet = cls.build_unet(config)
+                vae = AutoencoderKLTemporalDecoder(**config.vae) if config.latent_map == "vae" else None
+                enc = (CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder))
+                       if config.image_encoder is not None else None)
+        if config.latent_map == "vae":
+            latent_map = SVDVaeLatents(vae)
+        elif config.latent_map == "pixel_unshuffle":
+            latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
+        else:
+            raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
+        return cls(config, unet, latent_map, enc)
+
+    # ------------------------------------------------------------------------- data and condition
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """Video (B, T, 3, H, W) in [-1, 1] -> latents (B, T, C, h, w)."""
+        return self.latent_map.encode(video)
+
+    def decode_latents(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """Latents (B, T, C, h, w) -> video (B, T, 3, H, W)."""
+        return self.latent_map.decode(latents, num_frames)
+
+    def encode_condition(self, first_frame: torch.Tensor, prompt: str | list[str] | None = None,
+                         generator: torch.Generator | None = None, num_frames: int | None = None
+                         ) -> dict[str, torch.Tensor]:
+        """The conditioning G needs, precomputable: CLIP image embedding, noise-augmented first-frame latents, time ids.
+
+        Args:
+            first_frame (Tensor): (B, 3, H, W) in [-1, 1].
+            prompt: ignored (SVD is image-only); accepted so both backbones share one call.
+            generator (torch.Generator | None): for the noise augmentation.
+            num_frames: unused (the image latents are repeated over frames in ``prepare``).
+
+        Returns:
+            {"image_embeds": (B, 1, D), "image_latents": (B, C, h, w) (unscaled, as the pipeline),
+             "added_time_ids": (B, 3)}.
+        """
+        b = first_frame.shape[0]
+        c = self.config
+        # 1. CLIP image embedding (or the learned null embedding of an encoder-less world backbone)
+        if self.image_encoder is not None:
+            size = self.image_encoder.config.image_size
+            img = F.interpolate(first_frame.float(), size=(size, size), mode="bicubic", align_corners=True,
+                                antialias=True)
+            img = ((img + 1) / 2).clamp(0, 1)
+            mean = torch.tensor(CLIP_MEAN, device=img.device).view(1, 3, 1, 1)
+            std = torch.tensor(CLIP_STD, device=img.device).view(1, 3, 1, 1)
+            embeds = self.image_encoder((img - mean) / std).image_embeds.unsqueeze(1)
+        else:
+            embeds = self.null_image_embedding.expand(b, -1, -1)
+        # 2. noise-augmented first frame -> unscaled latents (the pipeline's _encode_vae_image)
+        noise = torch.randn(first_frame.shape, generator=generator, device=first_frame.device,
+                            dtype=first_frame.dtype)
+        aug = first_frame + c.noise_aug_strength * noise
+        image_latents = self.latent_map.encode(aug[:, None])[:, 0] / self.latent_map.scaling_factor
+        # 3. added time ids (SVD was conditioned on fps - 1)
+        ids = torch.tensor([[c.fps - 1, c.motion_bucket_id, c.noise_aug_strength]], dtype=embeds.dtype,
+                           device=first_frame.device).repeat(b, 1)
+        return {"image_embeds": embeds, "image_latents": image_latents, "added_time_ids": ids}
+
+    def null_condition(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The unconditional branch of CFG, as the pipeline: zero image embedding and zero image latents."""
+        return {"image_embeds": torch.zeros_like(cond["image_embeds"]),
+                "image_latents": torch.zeros_like(cond["image_latents"]),
+                "added_time_ids": cond["added_time_ids"]}
+
+    # -------------------------------------------------------------------- objective and schedule
+    def training_sample(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> TrainingSample:
+        """EDM noising of clean latents (B, T, C, h, w): log sigma ~ N(p_mean, p_std)."""
+        b = latents.shape[0]
+        log_sigma = torch.randn(b, generator=generator, device=latents.device) * self.config.p_std + self.config.p_mean
+        sigma = log_sigma.exp().to(latents.dtype).view(b, 1, 1, 1, 1)
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        noisy = latents + sigma * noise
+        c_in = 1 / (sigma**2 + 1).sqrt()
+        c_skip = 1 / (sigma**2 + 1)
+        c_out = -sigma / (sigma**2 + 1).sqrt()  # diffusers' v-prediction sign
+        target = (latents - c_skip * noisy) / c_out
+        return TrainingSample(model_input=noisy * c_in, timestep=0.25 * log_sigma.to(latents.dtype), target=target)
+
+    def make_scheduler(self):
+        """A fresh ``EulerDiscreteScheduler`` configured as SVD-XT's (EDM, Karras sigmas, v-prediction)."""
+        from diffusers import EulerDiscreteScheduler
+
+        return EulerDiscreteScheduler(
+            num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+            prediction_type="v_prediction", interpolation_type="linear", use_karras_sigmas=True,
+            sigma_min=0.002, sigma_max=700.0, timestep_spacing="leading", timestep_type="continuous",
+            steps_offset=1, final_sigmas_type="zero")
+
+    def guidance_scale(self, num_latent_frames: int, scale: float | None = None) -> torch.Tensor:
+        """The pipeline's per-frame guidance ramp, (1, T, 1, 1, 1); ``scale`` overrides it with a constant."""
+        if scale is not None:
+            return torch.full((1, num_latent_frames, 1, 1, 1), float(scale))
+        ramp = torch.linspace(self.config.min_guidance, self.config.max_guidance, num_latent_frames)
+        return ramp.view(1, -1, 1, 1, 1)
+
+    # ---------------------------------------------------------------------------- the denoiser
+    def forward(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
+        """Plain backbone prediction (B, T, C, h, w); equals ``unet(cat(model_input, image latents), ...)``."""
+        ctx = self.prepare(model_input, timestep, cond)
+        prediction, _ = self.trunk(ctx, self.embed(ctx.x_in, ctx))
+        return prediction
+
+    def prepare(self, model_input: torch.Tensor, timestep, cond: dict) -> SVDContext:
+        """Time embeddings, repeated cross-attention states and the channel-concatenated input (as the U-Net's forward)."""
+        unet = self.unet
+        b, t = model_input.shape[:2]
+        image_latents = cond["image_latents"].unsqueeze(1).expand(-1, t, -1, -1, -1)
+        sample = torch.cat([model_input, image_latents.to(model_input.dtype)], dim=2)  # (B, T, 2C, h, w)
+        up_factor = 2**unet.num_upsamplers
+        forward_upsample_size = any(s % up_factor != 0 for s in sample.shape[-2:])
+        timesteps = timestep
+        if not torch.is_tensor(timesteps):
+            timesteps = torch.tensor([timesteps], dtype=torch.float32, device=sample.device)
+        elif len(timesteps.shape) == 0:
+            timesteps = timesteps[None].to(sample.device)
+        timesteps = timesteps.expand(b)
+        t_emb = unet.time_proj(timesteps).to(dtype=sample.dtype)
+        emb = unet.time_embedding(t_emb)
+        time_embeds = unet.add_time_proj(cond["added_time_ids"].flatten()).reshape((b, -1)).to(emb.dtype)
+        emb = emb + unet.add_embedding(time_embeds)
+        context = cond["image_embeds"].to(sample.dtype)
+        return SVDContext(
+            x_in=sample.flatten(0, 1), emb_base=emb,
+            emb=emb.repeat_interleave(t, dim=0, output_size=emb.shape[0] * t),
+            context=context.repeat_interleave(t, dim=0, output_size=context.shape[0] * t),
+            indicator=torch.zeros(b, t, dtype=sample.dtype, device=sample.device),
+            batch=b, frames=t, forward_upsample_size=forward_upsample_size)
+
+    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict) -> torch.Tensor:
+        """The SCE's input, (B*T, 2C, h, w): the source latents take the condition-latent channels (unscaled like them)."""
+        src = (sce_latents / self.latent_map.scaling_factor).to(model_input.dtype)
+        return torch.cat([model_input, src], dim=2).flatten(0, 1)
+
+    @property
+    def input_layer(self) -> nn.Module:
+        """The U-Net's input layer (``conv_in``), which the SCE copies."""
+        return self.unet.conv_in
+
+    def embed(self, x_in: torch.Tensor, ctx: SVDContext, input_layer: nn.Module | None = None) -> torch.Tensor:
+        """Input layer: (B*T, C_in, h, w) -> (B*T, C0, h, w)."""
+        return (input_layer or self.unet.conv_in)(x_in)
+
+    def encoder_blocks(self) -> list[nn.Module]:
+        """The blocks the SCE may copy, in data-flow order: the down blocks, then the mid block."""
+        return [*self.unet.down_blocks, self.unet.mid_block]
+
+    def encoder_output_channels(self, index: int) -> list[int]:
+        """Channels of each output (skip residual) of encoder block ``index``, one injection each."""
+        channels = self.unet.config.block_out_channels
+        down = self.unet.down_blocks
+        if index == len(down):
+            return [channels[-1]]
+        block = down[index]
+        n = len(block.resnets) + (len(block.downsamplers) if block.downsamplers is not None else 0)
+        return [channels[index]] * n
+
+    def _emb(self, ctx: SVDContext, time_offset: torch.Tensor | None) -> torch.Tensor:
+        if time_offset is None:
+            return ctx.emb
+        return (ctx.emb_base + time_offset).repeat_interleave(ctx.frames, dim=0)
+
+    def run_encoder_block(self, index: int, block: nn.Module, ctx: SVDContext, h: torch.Tensor,
+                          time_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
+        """Run encoder block ``index`` (G's or a copy); returns (output sample, outputs to inject into)."""
+        emb = self._emb(ctx, time_offset)
+        if index == len(self.unet.down_blocks):  # mid block
+            h = block(hidden_states=h, temb=emb, encoder_hidden_states=ctx.context, image_only_indicator=ctx.indicator)
+            return h, (h,)
+        kwargs = dict(hidden_states=h, temb=emb, image_only_indicator=ctx.indicator)
+        if getattr(block, "has_cross_attention", False):
+            kwargs["encoder_hidden_states"] = ctx.context
+        return block(**kwargs)
+
+    def _run_up_block(self, block, ctx, h, res, upsample_size, emb):
+        kwargs = dict(hidden_states=h, temb=emb, res_hidden_states_tuple=res, upsample_size=upsample_size,
+                      image_only_indicator=ctx.indicator)
+        if getattr(block, "has_cross_attention", False):
+            kwargs["encoder_hidden_states"] = ctx.context
+        return block(**kwargs)
+
+    def trunk(self, ctx: SVDContext, h0: torch.Tensor, injections: list | None = None):
+        """All of G's blocks, adding ``injections[i]`` (one tensor per output) after encoder block i.
+
+        Returns:
+            (prediction (B, T, C, h, w), penultimate) where penultimate = (up-block input, its skips).
+        """
+        unet = self.unet
+        injections = injections or []
+        # 1. down blocks: inject into every skip residual; the last residual is the block's output
+        sample, down_res = h0, (h0,)
+        for i, block in enumerate(unet.down_blocks):
+            sample, res = self.run_encoder_block(i, block, ctx, sample)
+            if i < len(injections):
+                res = tuple(r + d.to(r.dtype) for r, d in zip(res, injections[i]))
+                sample = res[-1]
+            down_res += res
+        # 2. mid block
+        n_down = len(unet.down_blocks)
+        sample, _ = self.run_encoder_block(n_down, unet.mid_block, ctx, sample)
+        if n_down < len(injections):
+            sample = sample + injections[n_down][0].to(sample.dtype)
+        # 3. up blocks; remember the last one's input for the MPD
+        penultimate = None
+        upsample_size = None
+        for i, block in enumerate(unet.up_blocks):
+            is_final = i == len(unet.up_blocks) - 1
+            res = down_res[-len(block.resnets):]
+            down_res = down_res[: -len(block.resnets)]
+            if not is_final and ctx.forward_upsample_size:
+                upsample_size = down_res[-1].shape[2:]
+            if is_final:
+                penultimate = (sample, res, upsample_size)
+            sample = self._run_up_block(block, ctx, sample, res, upsample_size, ctx.emb)
+        # 4. output head
+        sample = unet.conv_out(unet.conv_act(unet.conv_norm_out(sample)))
+        return sample.reshape(ctx.batch, ctx.frames, *sample.shape[1:]), penultimate
+
+    def final_block(self) -> nn.Module:
+        """The U-Net's last up block (the MPD copies it)."""
+        return self.unet.up_blocks[-1]
+
+    def run_final_block(self, block: nn.Module, ctx: SVDContext, penultimate,
+                        time_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Run (a copy of) the last up block on the penultimate up block's output -> (B*T, C0, h, w)."""
+        h, res, upsample_size = penultimate
+        return self._run_up_block(block, ctx, h, res, upsample_size, self._emb(ctx, time_offset))
+
+    def latent_frames(self, num_frames: int) -> int:
+        """Latent frames for a clip of ``num_frames`` video frames (no time compression)."""
+        return num_frames
+
+    def make_mask_head(self) -> nn.Module:
+        """The MPD's MLP: copied GroupNorm, SiLU, 1x1 conv, SiLU, 1x1 conv to ``temporal_factor`` values per pixel."""
+        import copy
+
+        c = self.unet.config.block_out_channels[0]
+        return nn.Sequential(copy.deepcopy(self.unet.conv_norm_out), nn.SiLU(), nn.Conv2d(c, c, 1), nn.SiLU(),
+                             nn.Conv2d(c, self.latent_map.temporal_factor, 1))
+
+    def mask_grid(self, head_out: torch.Tensor, ctx: SVDContext) -> torch.Tensor:
+        """Mask head output (B*T, tf, h, w) -> (B, T_lat, tf, h, w)."""
+        return head_out.unflatten(0, (ctx.batch, ctx.frames))
+
+    def feature_grid(self, feature: torch.Tensor, ctx: SVDContext) -> torch.Tensor:
+        """An SCE feature (B*T, C, h, w) -> (B, T, C, h, w)."""
+        return feature.unflatten(0, (ctx.batch, ctx.frames))
+
+    @property
+    def time_cond_dim(self) -> int:
+        """Width of the time conditioning a task embedding is added to (the U-Net's time embedding)."""
+        return self.unet.time_embedding.linear_2.out_features

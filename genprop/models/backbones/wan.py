@@ -1,0 +1,404 @@
+"""Wan2.1 image-to-video adapter: ``WanTransformer3DModel`` + a latent map + UMT5 text encoder + CLIP image encoder.
+
+Blocks: the input layer is ``patch_embedding`` (the condition embedder's outputs are shared with
+the SCE, not copied); the SCE copies the first N ``WanTransformerBlock``s; the MPD copies the last
+one and is fed from the penultimate block's output. Conditioning as ``WanImageToVideoPipeline``:
+the model input is [noisy latents, first-frame mask (``temporal_factor`` channels), latents of the
+first frame followed by zero frames] on channels; CLIP penultimate hidden states; UMT5 text states
+zero-padded to ``text_len``. Objective: flow matching, x_t = (1 - s) x0 + s eps, target eps - x0,
+timestep 1000 s with s shifted by ``flow_shift`` (3.0 for 480P); sampling with
+``FlowMatchEulerDiscreteScheduler``; default guidance 5.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from genprop.models.backbones.interface import TrainingSample, freeze, seeded
+from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, WanVaeLatents, latent_frame_count
+from genprop.models.backbones.svd import CLIP_MEAN, CLIP_STD
+
+# Wan2.1-I2V-14B-480P-Diffusers transformer/config.json.
+WAN_I2V_14B = dict(patch_size=[1, 2, 2], num_attention_heads=40, attention_head_dim=128, in_channels=36,
+                   out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True,
+                   qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=1280, added_kv_proj_dim=5120,
+                   rope_max_seq_len=1024)
+_CLIP_H = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+               image_size=224, patch_size=14, hidden_act="gelu")
+_UMT5_XXL = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                 feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+
+
+@dataclass(frozen=True)
+class WanBackboneConfig:
+    """Configuration of the Wan I2V backbone (saved as JSON beside every GenProp checkpoint).
+
+    Args:
+        pretrained (str | None, default None): local directory or hub id of a Wan I2V diffusers pipeline
+            (``transformer/``, ``vae/``, ``text_encoder/``, ``tokenizer/``, ``image_encoder/``).
+        latent_map (str, default "vae"): "vae" (AutoencoderKLWan) or "pixel_unshuffle".
+        unshuffle_factor (int, default 4): factor of the pixel-unshuffle map.
+        pad_frames (bool, default False): pad clips to T = 1 (mod 4) and crop back instead of refusing.
+        transformer (dict): ``WanTransformer3DModel`` kwargs (default: I2V 14B-480P).
+        vae (dict | None): ``AutoencoderKLWan`` kwargs.
+        text_encoder (dict | None): ``UMT5Config`` kwargs; None = learned null text embedding.
+        image_encoder (dict | None): ``CLIPVisionConfig`` kwargs; None = no image conditioning.
+        text_len (int, default 512): text tokens (zero-padded as the pipeline).
+        flow_shift (float, default 3.0): timestep shift (3.0 for 480P, 5.0 for 720P).
+        guidance (float, default 5.0): CFG scale (the paper's internal DiT used 20; pass it as a setting).
+        num_steps (int, default 50): sampling steps.
+        seed (int, default 0): seed for building from config.
+    """
+
+    pretrained: str | None = None
+    latent_map: str = "vae"
+    unshuffle_factor: int = 4
+    pad_frames: bool = False
+    transformer: dict = field(default_factory=lambda: dict(WAN_I2V_14B))
+    vae: dict | None = field(default_factory=dict)
+    text_encoder: dict | None = field(default_factory=lambda: dict(_UMT5_XXL))
+    image_encoder: dict | None = field(default_factory=lambda: dict(_CLIP_H))
+    text_len: int = 512
+    flow_shift: float = 3.0
+    guidance: float = 5.0
+    num_steps: int = 50
+    seed: int = 0
+
+    @classmethod
+    def tiny(cls, latent_map: str = "pixel_unshuffle", encoders: bool = False, pad_frames: bool = False,
+             num_layers: int = 4) -> "WanBackboneConfig":
+        """A few-hundred-K-parameter Wan for CPU tests.
+
+        Args:
+            latent_map (str): "pixel_unshuffle" (8x8x48 grid from 32x32 pixels) or "vae" (tiny AutoencoderKLWan,
+                4x4x16 from 32x32 pixels, 4x time compression).
+            encoders (bool): tiny UMT5 + CLIP encoders, or none (learned null text embedding, no image branch).
+            pad_frames (bool): see the class docstring.
+            num_layers (int): transformer blocks.
+        """
+        tf, c = (1, 48) if latent_map == "pixel_unshuffle" else (4, 16)
+        transformer = dict(patch_size=[1, 2, 2], num_attention_heads=2, attention_head_dim=12, in_channels=2 * c + tf,
+                           out_channels=c, text_dim=16, freq_dim=16, ffn_dim=48, num_layers=num_layers,
+                           cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+                           image_dim=16 if encoders else None, added_kv_proj_dim=24 if encoders else None,
+                           rope_max_seq_len=32)
+        vae = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                   temperal_downsample=[False, True, True]) if latent_map == "vae" else None
+        text = dict(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                    relative_attention_num_buckets=8) if encoders else None
+        image = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+                     patch_size=8) if encoders else None
+        return cls(latent_map=latent_map, pad_frames=pad_frames, transformer=transformer, vae=vae, text_encoder=text,
+                   image_encoder=image, text_len=8, num_steps=3)
+
+
+@dataclass
+class WanContext:
+    """Everything the transformer blocks need besides the tokens (computed once per forward)."""
+
+    x_in: torch.Tensor  # (B, C_in, F, H, W) channel-concatenated model input
+    rotary: tuple  # (cos, sin)
+    temb: torch.Tensor  # (B, D)
+    timestep_proj: torch.Tensor  # (B, 6, D)
+    context: torch.Tensor  # (B, L_img + L_txt, D)
+    batch: int
+    grid: tuple[int, int, int]  # tokens per axis (F', H', W')
+
+
+class WanBackbone(nn.Module):
+    """Wan I2V as a GenProp backbone (frozen). Build with :meth:`build`.
+
+    Args:
+        config (WanBackboneConfig): the configuration.
+        transformer (WanTransformer3DModel): the denoiser.
+        latent_map (nn.Module): a map from ``latent_maps``.
+        text_encoder (UMT5EncoderModel | None), tokenizer (callable | None), image_encoder (CLIPVisionModel | None).
+    """
+
+    kind = "wan"
+    feature_layout = "tokens"
+
+    def __init__(self, config: WanBackboneConfig, transformer: nn.Module, latent_map: nn.Module,
+                 text_encoder: nn.Module | None = None, tokenizer=None, image_encoder: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        self.transformer = transformer
+        self.latent_map = latent_map
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.image_encoder = image_encoder
+        if text_encoder is None:
+            self.null_text_embedding = nn.Parameter(torch.zeros(1, config.text_len, transformer.config.text_dim))
+        if tuple(transformer.config.patch_size)[0] != 1:
+            raise ValueError("GenProp's Wan adapter assumes a temporal patch size of 1")
+        freeze(self)
+
+    # ----------------------------------------------------------------------------------- building
+    @staticmethod
+    def build_transformer(config: WanBackboneConfig) -> nn.Module:
+        """The transformer from ``config.transformer`` (random init; works on the meta device)."""
+        from diffusers import WanTransformer3DModel
+
+        return WanTransformer3DModel(**config.transformer)
+
+    @classmethod
+    def build(cls, config: WanBackboneConfig) -> "WanBackbone":
+        """Load from ``config.pretrained`` (a local directory or hub id) or build from config under ``config.seed``."""
+        from diffusers import AutoencoderKLWan, WanTransformer3DModel
+        from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+        tok = None
+        with seeded(config.seed):
+            if config.pretrained:
+                p = config.pretrained
+                transformer = WanTransformer3DModel.from_pretrained(p, subfolder="transformer")
+                vae = AutoencoderKLWan.from_pretrained(p, subfolder="vae") if config.latent_map == "vae" else None
+                text = UMT5EncoderModel.from_pretrained(p, subfolder="text_encoder") if config.text_encoder else None
+                if text is not None:
+                    from transformers import AutoTokenizer
+
+                    tok = AutoTokenizer.from_pretrained(p, subfolder="tokenizer")
+                image = CLIPVisionModel.from_pretrained(p, subfolder="image_encoder") if config.image_encoder else None
+            else:
+                transformer = cls.build_transformer(config)
+                vae = AutoencoderKLWan(**config.vae) if config.latent_map == "vae" else None
+                text = UMT5EncoderModel(UMT5Config(**config.text_encoder)) if config.text_encoder else None
+                image = CLIPVisionModel(CLIPVisionConfig(**config.image_encoder)) if config.image_encoder else None
+        if config.latent_map == "vae":
+            latent_map = WanVaeLatents(vae, pad=config.pad_frames)
+        elif config.latent_map == "pixel_unshuffle":
+            latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
+        else:
+            raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
+        return cls(config, transformer, latent_map, text, tok, image)
+
+    # ------------------------------------------------------------------------- data and condition
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """Video (B, T, 3, H, W) in [-1, 1] -> latents (B, T_lat, C, h, w); T must be 1 (mod 4) for the VAE."""
+        return self.latent_map.encode(video)
+
+    def decode_latents(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """Latents (B, T_lat, C, h, w) -> video (B, T, 3, H, W), cropped to ``num_frames``."""
+        return self.latent_map.decode(latents, num_frames)
+
+    def _tokenize(self, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.config.text_len
+        if self.tokenizer is not None:
+            out = self.tokenizer(prompts, padding="max_length", max_length=n, truncation=True,
+                                 add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+            return out.input_ids.to(device), out.attention_mask.to(device)
+        # tiny configs have no tokenizer files: a deterministic byte tokenizer (id 0 = pad, 1 = eos)
+        vocab = self.text_encoder.config.vocab_size
+        ids = torch.zeros(len(prompts), n, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            toks = [b % (vocab - 2) + 2 for b in p.encode("utf-8")][: n - 1] + [1]
+            ids[i, : len(toks)] = torch.tensor(toks)
+        return ids.to(device), (ids > 0).long().to(device)
+
+    def encode_prompt(self, prompt: str | list[str], batch: int, device) -> torch.Tensor:
+        """UMT5 states zero-padded beyond each prompt's length, (B, text_len, text_dim), as the pipeline."""
+        if self.text_encoder is None:
+            return self.null_text_embedding.expand(batch, -1, -1)
+        prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
+        ids, mask = self._tokenize(prompts, device)
+        states = self.text_encoder(ids, mask).last_hidden_state
+        keep = mask.unsqueeze(-1).to(states.dtype)
+        return states * keep
+
+    def encode_condition(self, first_frame: torch.Tensor, prompt: str | list[str] | None = None,
+                         generator: torch.Generator | None = None, num_frames: int | None = None
+                         ) -> dict[str, torch.Tensor]:
+        """The conditioning G needs, precomputable: text and CLIP states, first-frame mask + condition latents.
+
+        Args:
+            first_frame (Tensor): (B, 3, H, W) in [-1, 1].
+            prompt (str | list[str] | None): the text prompt ("" when None).
+            generator: unused (no noise augmentation in Wan); accepted so both backbones share one call.
+            num_frames (int): video frames of the clip (required: the condition spans every latent frame).
+
+        Returns:
+            {"prompt_embeds": (B, L, text_dim), "negative_prompt_embeds": (B, L, text_dim),
+             "condition": (B, T_lat, tf + C, h, w), ["image_embeds": (B, N, image_dim)]}.
+        """
+        if num_frames is None:
+            raise ValueError("Wan's condition spans the whole clip: pass num_frames")
+        b, device = first_frame.shape[0], first_frame.device
+        tf = self.latent_map.temporal_factor
+        t_pad = self.latent_map.padded_frame_count(num_frames) if hasattr(self.latent_map, "padded_frame_count") \
+            else num_frames
+        # 1. text (and the empty negative prompt used by CFG, as the pipeline's default)
+        cond = {"prompt_embeds": self.encode_prompt(prompt or "", b, device),
+                "negative_prompt_embeds": self.encode_prompt("", b, device)}
+        # 2. CLIP penultimate hidden states
+        if self.image_encoder is not None:
+            size = self.image_encoder.config.image_size
+            img = F.interpolate(first_frame.float(), size=(size, size), mode="bicubic", align_corners=False,
+                                antialias=True)
+            img = ((img + 1) / 2).clamp(0, 1)
+            mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
+            std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
+            out = self.image_encoder(pixel_values=(img - mean) / std, output_hidden_states=True)
+            cond["image_embeds"] = out.hidden_states[-2]
+        # 3. latents of [first frame, zeros...] and the first-frame mask
+        video = torch.cat([first_frame[:, None], first_frame.new_zeros(b, t_pad - 1, *first_frame.shape[1:])], dim=1)
+        latents = self.latent_map.encode(video)  # (B, T_lat, C, h, w)
+        t_lat, h, w = latents.shape[1], latents.shape[-2], latents.shape[-1]
+        mask = torch.zeros(b, t_lat, tf, h, w, dtype=latents.dtype, device=device)
+        mask[:, 0] = 1  # latent frame 0 holds the given first frame (repeated tf times in the pipeline)
+        cond["condition"] = torch.cat([mask, latents], dim=2)
+        return cond
+
+    def null_condition(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The unconditional branch of CFG, as the pipeline: the negative prompt, same image and condition latents."""
+        out = dict(cond)
+        out["prompt_embeds"] = cond["negative_prompt_embeds"]
+        return out
+
+    # -------------------------------------------------------------------- objective and schedule
+    def training_sample(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> TrainingSample:
+        """Flow-matching noising of clean latents (B, T_lat, C, h, w) with shifted uniform sigma."""
+        b = latents.shape[0]
+        u = torch.rand(b, generator=generator, device=latents.device)
+        shift = self.config.flow_shift
+        sigma = (shift * u / (1 + (shift - 1) * u)).to(latents.dtype)
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        s = sigma.view(b, 1, 1, 1, 1)
+        return TrainingSample(model_input=(1 - s) * latents + s * noise, timestep=sigma * 1000,
+                              target=noise - latents)
+
+    def make_scheduler(self):
+        """A fresh ``FlowMatchEulerDiscreteScheduler`` with the configured shift."""
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=self.config.flow_shift)
+
+    def guidance_scale(self, num_latent_frames: int, scale: float | None = None) -> torch.Tensor:
+        """A constant CFG scale (default ``config.guidance`` = 5.0), shaped (1, 1, 1, 1, 1)."""
+        return torch.full((1, 1, 1, 1, 1), float(self.config.guidance if scale is None else scale))
+
+    # ---------------------------------------------------------------------------- the denoiser
+    def forward(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor:
+        """Plain backbone prediction (B, T_lat, C, h, w); equals ``transformer(cat(x, condition), ...)``."""
+        ctx = self.prepare(model_input, timestep, cond)
+        prediction, _ = self.trunk(ctx, self.embed(ctx.x_in, ctx))
+        return prediction
+
+    def prepare(self, model_input: torch.Tensor, timestep, cond: dict) -> WanContext:
+        """Rotary embedding, time/text/image embeddings and the channel-concatenated input (as the transformer)."""
+        tr = self.transformer
+        x = torch.cat([model_input, cond["condition"].to(model_input.dtype)], dim=2).transpose(1, 2)  # (B,C,F,H,W)
+        b, _, f, h, w = x.shape
+        p_t, p_h, p_w = tr.config.patch_size
+        if not torch.is_tensor(timestep) or timestep.ndim == 0:
+            timestep = torch.as_tensor(timestep, device=x.device).reshape(1).expand(b)
+        temb, timestep_proj, context, image = tr.condition_embedder(timestep, cond["prompt_embeds"],
+                                                                     cond.get("image_embeds"), timestep_seq_len=None)
+        timestep_proj = timestep_proj.unflatten(1, (6, -1))
+        if image is not None:
+            context = torch.concat([image, context], dim=1)
+        return WanContext(x_in=x, rotary=tr.rope(x), temb=temb, timestep_proj=timestep_proj, context=context,
+                          batch=b, grid=(f // p_t, h // p_h, w // p_w))
+
+    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict) -> torch.Tensor:
+        """The SCE's input (B, C_in, F, H, W): noisy latents, an all-ones "frame given" mask, the source latents.
+
+        The source video takes the condition-latent channels and the mask says every frame is given,
+        which is exactly what Wan's I2V input format means by a known frame.
+        """
+        b, t, _, h, w = model_input.shape
+        ones = model_input.new_ones(b, t, self.latent_map.temporal_factor, h, w)
+        return torch.cat([model_input, ones, sce_latents.to(model_input.dtype)], dim=2).transpose(1, 2)
+
+    @property
+    def input_layer(self) -> nn.Module:
+        """The transformer's input layer (``patch_embedding``), which the SCE copies."""
+        return self.transformer.patch_embedding
+
+    def embed(self, x_in: torch.Tensor, ctx: WanContext, input_layer: nn.Module | None = None) -> torch.Tensor:
+        """Patch embedding: (B, C_in, F, H, W) -> tokens (B, F'H'W', D)."""
+        h = (input_layer or self.transformer.patch_embedding)(x_in)
+        return h.flatten(2).transpose(1, 2).contiguous()
+
+    def encoder_blocks(self) -> list[nn.Module]:
+        """The transformer blocks, in order (the SCE copies the first N)."""
+        return list(self.transformer.blocks)
+
+    def encoder_output_channels(self, index: int) -> list[int]:
+        """One output (the tokens) of width D per block."""
+        return [self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim]
+
+    def run_encoder_block(self, index: int, block: nn.Module, ctx: WanContext, h: torch.Tensor,
+                          time_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
+        """Run block ``index`` (G's or a copy); ``time_offset`` (B, 6 D) is added to the modulation."""
+        proj = ctx.timestep_proj if time_offset is None else ctx.timestep_proj + time_offset.view_as(ctx.timestep_proj)
+        h = block(h, ctx.context, proj, ctx.rotary)
+        return h, (h,)
+
+    def trunk(self, ctx: WanContext, h0: torch.Tensor, injections: list | None = None):
+        """All of G's blocks, adding ``injections[i][0]`` after block i.
+
+        Returns:
+            (prediction (B, T_lat, C, h, w), the penultimate block's output tokens (B, L, D)).
+        """
+        tr = self.transformer
+        injections = injections or []
+        # 1. blocks, with injections after the first len(injections) of them
+        h, penultimate = h0, None
+        for i, block in enumerate(tr.blocks):
+            if i == len(tr.blocks) - 1:
+                penultimate = h
+            h = block(h, ctx.context, ctx.timestep_proj, ctx.rotary)
+            if i < len(injections):
+                h = h + injections[i][0].to(h.dtype)
+        # 2. output norm, projection, unpatchify (as WanTransformer3DModel.forward)
+        shift, scale = (tr.scale_shift_table.to(ctx.temb.device) + ctx.temb.unsqueeze(1)).chunk(2, dim=1)
+        h = (tr.norm_out(h.float()) * (1 + scale.to(h.device)) + shift.to(h.device)).type_as(h)
+        h = tr.proj_out(h)
+        p_t, p_h, p_w = tr.config.patch_size
+        f, hh, ww = ctx.grid
+        h = h.reshape(ctx.batch, f, hh, ww, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        out = h.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # (B, C, F, H, W)
+        return out.transpose(1, 2), penultimate
+
+    def final_block(self) -> nn.Module:
+        """The last transformer block (the MPD copies it)."""
+        return self.transformer.blocks[-1]
+
+    def run_final_block(self, block: nn.Module, ctx: WanContext, penultimate: torch.Tensor,
+                        time_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Run (a copy of) the last block on the penultimate block's output tokens."""
+        return self.run_encoder_block(-1, block, ctx, penultimate, time_offset)[0]
+
+    def make_mask_head(self) -> nn.Module:
+        """The MPD's MLP: LayerNorm, Linear, GELU, Linear to tf * p_h * p_w values per token."""
+        d = self.encoder_output_channels(0)[0]
+        _, p_h, p_w = self.transformer.config.patch_size
+        return nn.Sequential(nn.LayerNorm(d, eps=1e-6, elementwise_affine=False), nn.Linear(d, d),
+                             nn.GELU(approximate="tanh"), nn.Linear(d, self.latent_map.temporal_factor * p_h * p_w))
+
+    def mask_grid(self, head_out: torch.Tensor, ctx: WanContext) -> torch.Tensor:
+        """Mask head output (B, L, tf p_h p_w) -> (B, T_lat, tf, h, w)."""
+        _, p_h, p_w = self.transformer.config.patch_size
+        f, hh, ww = ctx.grid
+        g = head_out.reshape(ctx.batch, f, hh, ww, -1, p_h, p_w).permute(0, 1, 4, 2, 5, 3, 6)
+        return g.flatten(5, 6).flatten(3, 4)
+
+    def feature_grid(self, feature: torch.Tensor, ctx: WanContext) -> torch.Tensor:
+        """An SCE feature (B, L, D) -> (B, T_lat, D, h / p_h, w / p_w)."""
+        f, hh, ww = ctx.grid
+        return feature.reshape(ctx.batch, f, hh, ww, -1).permute(0, 1, 4, 2, 3)
+
+    @property
+    def time_cond_dim(self) -> int:
+        """Width of the time conditioning a task embedding is added to (6 D modulation)."""
+        return 6 * self.encoder_output_channels(0)[0]
+
+    def latent_frames(self, num_frames: int) -> int:
+        """Latent frames for a clip of ``num_frames`` video frames (after padding, if enabled)."""
+        t = self.latent_map.padded_frame_count(num_frames) if hasattr(self.latent_map, "padded_frame_count") \
+            else num_frames
+        return latent_frame_count(t, self.latent_map.temporal_factor)

@@ -1,0 +1,275 @@
+"""GenPropModel: frozen I2V backbone G + Selective Content Encoder + Mask Prediction Decoder + task embeddings.
+
+The model computes predictions only; ``genprop.losses`` turns them into the region-aware loss. Both
+SCE passes that L_grad needs (clean and masked-perturbed source latents) run inside ``forward`` so
+DDP/FSDP see every parameter use in one call. Checkpoints hold the trainable weights only
+(``genprop_trainable.safetensors``) beside ``genprop_config.json``, which names the backbone; no
+pickle is read on the loading path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from genprop.errors import GenPropError
+from genprop.models.backbones import (BackboneConfig, SVDBackboneConfig, WanBackboneConfig, backbone_config_from_dict,
+                                      backbone_kind, build_backbone)
+from genprop.models.backbones.interface import seeded
+from genprop.models.content_encoder import SelectiveContentEncoder
+from genprop.models.mask_decoder import MaskPredictionDecoder
+from genprop.models.task_embedding import TaskEmbedding
+
+CONFIG_NAME = "genprop_config.json"
+WEIGHTS_NAME = "genprop_trainable.safetensors"
+FORMAT = "genprop-trainable-v1"
+
+
+class CheckpointError(GenPropError, ValueError):
+    """A GenProp checkpoint that cannot be loaded (missing/extra tensor, wrong shape, wrong backbone)."""
+
+
+def default_sce_blocks(config: BackboneConfig) -> int:
+    """A quarter of the backbone's blocks: Wan num_layers // 4; SVD 2 (of its 9 down/mid/up blocks)."""
+    if isinstance(config, WanBackboneConfig):
+        return max(1, config.transformer.get("num_layers", 40) // 4)
+    return 2
+
+
+@dataclass(frozen=True)
+class GenPropConfig:
+    """Configuration of a GenProp model (saved as JSON beside every checkpoint).
+
+    Args:
+        backbone (SVDBackboneConfig | WanBackboneConfig): the frozen I2V backbone.
+        sce_blocks (int | None, default None): N blocks copied into the SCE; None = ``default_sce_blocks``.
+        task_dim (int, default 256): task embedding width.
+        num_tasks (int, default 4): task ids (0 default, 1 copy-paste, 2 mask-fill, 3 colour fill).
+        fp32_sce_under_autocast (bool, default True): run the SCE (both passes) in fp32 when autocast is on,
+            so L_grad's finite difference is not lost in bf16 rounding.
+        seed (int, default 0): seed for the freshly initialised layers (injection MLPs, MPD head, tasks).
+    """
+
+    backbone: BackboneConfig = field(default_factory=WanBackboneConfig)
+    sce_blocks: int | None = None
+    task_dim: int = 256
+    num_tasks: int = 4
+    fp32_sce_under_autocast: bool = True
+    seed: int = 0
+
+    @classmethod
+    def tiny(cls, backbone: str = "wan", **backbone_kwargs) -> "GenPropConfig":
+        """A tiny CPU configuration; ``backbone_kwargs`` go to the backbone config's ``tiny()``."""
+        if backbone == "svd":
+            cfg = SVDBackboneConfig.tiny(**backbone_kwargs)
+        elif backbone == "wan":
+            cfg = WanBackboneConfig.tiny(**backbone_kwargs)
+        else:
+            raise ValueError(f"unknown backbone {backbone!r}; expected 'svd' or 'wan'")
+        return cls(backbone=cfg, sce_blocks=1, task_dim=16)
+
+    @property
+    def backbone_kind(self) -> str:
+        return backbone_kind(self.backbone)
+
+    @property
+    def num_sce_blocks(self) -> int:
+        return self.sce_blocks if self.sce_blocks is not None else default_sce_blocks(self.backbone)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "backbone"}
+        return {"backbone": self.backbone_kind, "backbone_config": dataclasses.asdict(self.backbone), **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GenPropConfig":
+        d = dict(d)
+        kind = d.pop("backbone")
+        bb = backbone_config_from_dict(kind, d.pop("backbone_config"))
+        return cls(backbone=bb, **d)
+
+
+@dataclass
+class GenPropOutput:
+    """What ``GenPropModel.forward`` returns.
+
+    Attributes:
+        prediction (Tensor): (B, T_lat, C, h, w) G's raw output, in the backbone's parameterisation.
+        mask (Tensor): (B, T_video, h, w) the MPD's mask prediction.
+        sce_features (list[Tensor]): the injections (what the SCE adds to G), each as a grid (B, T_lat, C_i, h_i, w_i).
+        sce_features_perturbed (list[Tensor] | None): the same for the masked-perturbed source latents.
+        delta (float): the perturbation size used (0 when there was no perturbed pass).
+    """
+
+    prediction: torch.Tensor
+    mask: torch.Tensor
+    sce_features: list
+    sce_features_perturbed: list | None = None
+    delta: float = 0.0
+
+
+def _ctx_to_float(ctx):
+    """A copy of a backbone context with every floating tensor in fp32 (for the fp32 SCE under autocast)."""
+    def conv(v):
+        if torch.is_tensor(v) and v.is_floating_point():
+            return v.float()
+        if isinstance(v, tuple):
+            return tuple(conv(x) for x in v)
+        return v
+    return dataclasses.replace(ctx, **{f.name: conv(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)})
+
+
+class GenPropModel(nn.Module):
+    """Frozen backbone + SCE + MPD + task embeddings. Trainable: SCE (with fusion and injections), MPD, tasks.
+
+    Args:
+        config (GenPropConfig): the configuration.
+        backbone (SVDBackbone | WanBackbone | None): an already-built backbone matching ``config.backbone``;
+            None builds it (``build_backbone``).
+    """
+
+    def __init__(self, config: GenPropConfig, backbone: nn.Module | None = None):
+        super().__init__()
+        if backbone is None:
+            backbone = build_backbone(config.backbone)
+        elif backbone.kind != config.backbone_kind:
+            raise CheckpointError(f"config names backbone {config.backbone_kind!r} but a {backbone.kind!r} backbone "
+                                  "was passed")
+        self.config = config
+        self.backbone = backbone
+        with seeded(config.seed):
+            self.task_embedding = TaskEmbedding(config.task_dim, config.num_tasks)
+            self.sce = SelectiveContentEncoder.from_backbone(backbone, config.num_sce_blocks, config.task_dim)
+            self.mpd = MaskPredictionDecoder.from_backbone(backbone, config.task_dim)
+
+    def train(self, mode: bool = True) -> "GenPropModel":
+        """Train the new parts; the backbone always stays in eval mode."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """SCE (with fusion and injections), MPD and task embeddings."""
+        return [p for n, p in self.named_parameters() if not n.startswith("backbone.")]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trainable weights, keyed as in ``state_dict`` (no ``backbone.`` entries)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def _sce(self, x_sce, ctx, g_hidden, task_emb):
+        device_type = x_sce.device.type
+        try:
+            autocast_on = torch.is_autocast_enabled(device_type)
+        except RuntimeError:  # a device type autocast does not know (meta)
+            autocast_on = False
+        if self.config.fp32_sce_under_autocast and autocast_on:
+            with torch.autocast(device_type, enabled=False):
+                return self.sce(self.backbone, x_sce.float(), _ctx_to_float(ctx), g_hidden.float(), task_emb.float())
+        return self.sce(self.backbone, x_sce, ctx, g_hidden, task_emb)
+
+    def forward(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict[str, torch.Tensor],
+                sce_latents: torch.Tensor, task_ids: torch.Tensor, perturb_mask: torch.Tensor | None = None,
+                perturb_delta: float = 0.0, num_frames: int | None = None) -> GenPropOutput:
+        """G's prediction guided by the SCE, and the MPD's mask.
+
+        Args:
+            model_input (Tensor): (B, T_lat, C, h, w) noisy latents as the backbone expects them.
+            timestep (Tensor): (B,) or scalar, in the backbone's units.
+            cond (dict): G's conditioning from ``backbone.encode_condition`` (edited or original first frame, prompt).
+            sce_latents (Tensor): (B, T_lat, C, h, w) clean latents of the video given to the SCE.
+            task_ids (LongTensor): (B,) task ids (0 default).
+            perturb_mask (Tensor | None): (B, T_lat, 1, h, w) where to perturb the SCE input for L_grad.
+            perturb_delta (float, default 0): the perturbation size; 0 skips the perturbed pass.
+            num_frames (int | None): video frames of the clip (crops the MPD's output of a padded clip).
+        """
+        bb = self.backbone
+        # 1. G's conditioning and input layer
+        ctx = bb.prepare(model_input, timestep, cond)
+        g_hidden = bb.embed(ctx.x_in, ctx)
+        task_emb = self.task_embedding(task_ids)
+        # 2. SCE on the source latents (fused with G's embedded input)
+        injections = self._sce(bb.sce_input(model_input, sce_latents, cond), ctx, g_hidden, task_emb)
+        # 3. the perturbed SCE pass for L_grad: source latents + delta inside the mask only
+        perturbed = None
+        if perturb_delta and perturb_mask is not None:
+            shifted = sce_latents + perturb_delta * perturb_mask.to(sce_latents.dtype)
+            perturbed = self._sce(bb.sce_input(model_input, shifted, cond), ctx, g_hidden, task_emb)
+        # 4. G's blocks with the injections added, then the MPD on G's penultimate block
+        prediction, penultimate = bb.trunk(ctx, g_hidden, injections)
+        mask = self.mpd(bb, ctx, penultimate, task_emb, num_frames)
+
+        def grids(inj):
+            return [bb.feature_grid(t, ctx) for block in inj for t in block]
+
+        return GenPropOutput(prediction=prediction, mask=mask, sce_features=grids(injections),
+                             sce_features_perturbed=grids(perturbed) if perturbed is not None else None,
+                             delta=float(perturb_delta) if perturbed is not None else 0.0)
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def save_pretrained(self, directory: str) -> None:
+        """Write ``genprop_config.json`` and the trainable weights as ``genprop_trainable.safetensors``.
+
+        Args:
+            directory (str): a local directory (created if missing).
+        """
+        from safetensors.torch import save_file
+
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, CONFIG_NAME), "w") as f:
+            json.dump(self.config.to_dict(), f, indent=2, sort_keys=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        save_file(tensors, os.path.join(directory, WEIGHTS_NAME),
+                  metadata={"format": FORMAT, "backbone": self.config.backbone_kind})
+
+    @classmethod
+    def from_pretrained(cls, directory: str, backbone: nn.Module | None = None,
+                        expected_backbone: str | None = None) -> "GenPropModel":
+        """Load a checkpoint written by :meth:`save_pretrained` (safetensors + JSON; no pickle).
+
+        Args:
+            directory (str): the checkpoint directory.
+            backbone (nn.Module | None): an already-built backbone to reuse (its kind must match the config).
+            expected_backbone (str | None): "svd"/"wan" to insist on; a checkpoint of the other backbone is refused.
+
+        Raises:
+            CheckpointError: missing files, a config of the other backbone, missing/unexpected tensors, wrong shapes.
+        """
+        from safetensors import safe_open
+
+        cfg_path, w_path = os.path.join(directory, CONFIG_NAME), os.path.join(directory, WEIGHTS_NAME)
+        for p in (cfg_path, w_path):
+            if not os.path.isfile(p):
+                raise CheckpointError(f"{directory}: not a GenProp checkpoint, {os.path.basename(p)} is missing")
+        with open(cfg_path) as f:
+            try:
+                config = GenPropConfig.from_dict(json.load(f))
+            except (TypeError, ValueError, KeyError) as e:
+                raise CheckpointError(f"{cfg_path}: unreadable GenProp config ({e})") from e
+        if expected_backbone is not None and config.backbone_kind != expected_backbone:
+            raise CheckpointError(f"{directory}: checkpoint is for backbone {config.backbone_kind!r}, "
+                                  f"expected {expected_backbone!r}")
+        with safe_open(w_path, framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("backbone") not in (None, config.backbone_kind):
+                raise CheckpointError(f"{directory}: weights were saved for backbone {meta['backbone']!r} but "
+                                      f"{CONFIG_NAME} names {config.backbone_kind!r}")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        model = cls(config, backbone=backbone)
+        expected = model.trainable_state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(f"{w_path}: does not match a {config.backbone_kind} GenProp with "
+                                  f"{config.num_sce_blocks} SCE blocks; missing tensors {missing[:5]}"
+                                  f"{' ...' if len(missing) > 5 else ''}, unexpected tensors {unexpected[:5]}"
+                                  f"{' ...' if len(unexpected) > 5 else ''}")
+        bad = [f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+               for k, v in expected.items() if tensors[k].shape != v.shape]
+        if bad:
+            raise CheckpointError(f"{w_path}: tensor shapes do not match the model: " + "; ".join(bad[:5]))
+        model.load_state_dict(tensors, strict=False)
+        return model
