@@ -68,3 +68,23 @@ def upload_tree(local_dir: str, url: str) -> None:
         for f in files:
             rel = os.path.relpath(os.path.join(root, f), local_dir).replace(os.sep, "/")
             storage.put_file(os.path.join(root, f), storage.join(url, rel))
+
+
+@pytest.fixture(scope="session")
+def ray_local(s3_endpoint):
+    """One local Ray runtime for the whole test session (num_cpus=2, no dashboard).
+
+    It depends on ``s3_endpoint`` so workers inherit the endpoint and the dummy credentials.
+
+    Train workers and actor pools in tests take fractional CPUs (e.g. 0.5) so Ray Data always
+    keeps a CPU: whole CPUs per worker deadlock on a 2-core machine. Every Ray test also carries a
+    ``pytest.mark.timeout``.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {k: v for k, v in os.environ.items()
+                                           if k.startswith(("AWS_", "GENPROP_"))}})
+    yield ray
+    ray.shutdown()
