@@ -88,6 +88,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if not report["bad"] else 1
 
 
+def run_job(module: str, argv: Sequence[str]) -> int:
+    """Run ``python -m <module> <argv>`` in this process (``genprop <stage>`` = the stage's job)."""
+    import importlib
+
+    return importlib.import_module(module).main(list(argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genprop", description="Generative Video Propagation: carry a first-frame edit through a video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -113,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sce-blocks", type=int, default=None, help="SCE depth (default: a quarter)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_model_info)
+
+    # -- shards commands (issue 4) --
+
+    # -- propagation and evaluation commands (issue 7) --
 
     p = sub.add_parser("demo", help="the main job on the embedded default")
     p.add_argument("--out", default="demo-out", help="output URL")
