@@ -53,6 +53,21 @@ def test_weights_scale_their_terms():
     torch.testing.assert_close(default["loss"], base["non_mask"] + 2 * base["mask"] + base["grad"] + base["mpd"])
 
 
+def test_lazy_grad_term_runs_every_kth_step_weighted_by_k():
+    g = torch.Generator().manual_seed(2)
+    pred, tgt = torch.randn(1, 2, 4, 8, 8, generator=g), torch.randn(1, 2, 4, 8, 8, generator=g)
+    m = torch.zeros(1, 2, 1, 8, 8)
+    m[..., 2:5, 2:5] = 1
+    f = [torch.randn(1, 2, 3, 4, 4, generator=g)]
+    out = _out(pred, torch.rand(1, 2, 8, 8, generator=g), f, [f[0] + 0.01], 0.01)
+    one = region_aware_loss(out, tgt, m, m[:, :, 0], RegionLossConfig())
+    lazy_cfg = RegionLossConfig(grad_every=3)
+    lazy = region_aware_loss(out, tgt, m, m[:, :, 0], lazy_cfg)
+    torch.testing.assert_close(lazy["loss"] - one["loss"], 2 * one["grad"])
+    assert [lazy_cfg.grad_delta_at(s) for s in range(4)] == [0.01, 0.0, 0.0, 0.01]
+    assert [RegionLossConfig().grad_delta_at(s) for s in range(3)] == [0.01] * 3
+
+
 def test_grad_term_zero_for_encoder_ignoring_the_mask_and_positive_otherwise():
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 6, 3, padding=1)
