@@ -85,6 +85,19 @@ def seeded(seed: int):
     return _Ctx()
 
 
+def call_block(block, enabled: bool, *args, **kwargs):
+    """Call ``block(*args, **kwargs)``, recomputing its activations in the backward pass when ``enabled``.
+
+    Gradient checkpointing trades one extra forward per block for not storing its activations; it
+    applies only while autograd records (never at inference).
+    """
+    if enabled and torch.is_grad_enabled():
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(block, *args, use_reentrant=False, **kwargs)
+    return block(*args, **kwargs)
+
+
 def freeze(module: nn.Module) -> nn.Module:
     """Put ``module`` in eval mode with every parameter frozen; returns it."""
     module.eval()

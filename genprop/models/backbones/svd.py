@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genprop.models.backbones.interface import TrainingSample, freeze, seeded
+from genprop.models.backbones.interface import TrainingSample, call_block, freeze, seeded
 from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, SVDVaeLatents
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -119,7 +119,14 @@ class SVDBackbone(nn.Module):
         self.image_encoder = image_encoder
         if image_encoder is None:
             self.null_image_embedding = nn.Parameter(torch.zeros(1, 1, unet.config.cross_attention_dim))
+        # Recompute block activations in backward (set by the trainer); off at inference anyway.
+        self.gradient_checkpointing = False
         freeze(self)
+
+    @property
+    def denoiser(self) -> nn.Module:
+        """The diffusers denoiser (what the ``i2v`` objective trains)."""
+        return self.unet
 
     # ----------------------------------------------------------------------------------- building
     @staticmethod
@@ -310,19 +317,20 @@ class SVDBackbone(nn.Module):
         """Run encoder block ``index`` (G's or a copy); returns (output sample, outputs to inject into)."""
         emb = self._emb(ctx, time_offset)
         if index == len(self.unet.down_blocks):  # mid block
-            h = block(hidden_states=h, temb=emb, encoder_hidden_states=ctx.context, image_only_indicator=ctx.indicator)
+            h = call_block(block, self.gradient_checkpointing, hidden_states=h, temb=emb,
+                           encoder_hidden_states=ctx.context, image_only_indicator=ctx.indicator)
             return h, (h,)
         kwargs = dict(hidden_states=h, temb=emb, image_only_indicator=ctx.indicator)
         if getattr(block, "has_cross_attention", False):
             kwargs["encoder_hidden_states"] = ctx.context
-        return block(**kwargs)
+        return call_block(block, self.gradient_checkpointing, **kwargs)
 
     def _run_up_block(self, block, ctx, h, res, upsample_size, emb):
         kwargs = dict(hidden_states=h, temb=emb, res_hidden_states_tuple=res, upsample_size=upsample_size,
                       image_only_indicator=ctx.indicator)
         if getattr(block, "has_cross_attention", False):
             kwargs["encoder_hidden_states"] = ctx.context
-        return block(**kwargs)
+        return call_block(block, self.gradient_checkpointing, **kwargs)
 
     def trunk(self, ctx: SVDContext, h0: torch.Tensor, injections: list | None = None):
         """All of G's blocks, adding ``injections[i]`` (one tensor per output) after encoder block i.

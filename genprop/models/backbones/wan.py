@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genprop.models.backbones.interface import TrainingSample, freeze, seeded
+from genprop.models.backbones.interface import TrainingSample, call_block, freeze, seeded
 from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, WanVaeLatents, latent_frame_count
 from genprop.models.backbones.svd import CLIP_MEAN, CLIP_STD
 
@@ -133,9 +133,17 @@ class WanBackbone(nn.Module):
         self.image_encoder = image_encoder
         if text_encoder is None:
             self.null_text_embedding = nn.Parameter(torch.zeros(1, config.text_len, transformer.config.text_dim))
+        # Recompute block activations in backward (set by the trainer); off at inference anyway.
+        self.gradient_checkpointing = False
         if tuple(transformer.config.patch_size)[0] != 1:
             raise ValueError("GenProp's Wan adapter assumes a temporal patch size of 1")
         freeze(self)
+
+
+    @property
+    def denoiser(self) -> nn.Module:
+        """The diffusers denoiser (what the ``i2v`` objective trains)."""
+        return self.transformer
 
     # ----------------------------------------------------------------------------------- building
     @staticmethod
@@ -335,7 +343,7 @@ class WanBackbone(nn.Module):
                           time_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
         """Run block ``index`` (G's or a copy); ``time_offset`` (B, 6 D) is added to the modulation."""
         proj = ctx.timestep_proj if time_offset is None else ctx.timestep_proj + time_offset.view_as(ctx.timestep_proj)
-        h = block(h, ctx.context, proj, ctx.rotary)
+        h = call_block(block, self.gradient_checkpointing, h, ctx.context, proj, ctx.rotary)
         return h, (h,)
 
     def trunk(self, ctx: WanContext, h0: torch.Tensor, injections: list | None = None):
@@ -351,7 +359,7 @@ class WanBackbone(nn.Module):
         for i, block in enumerate(tr.blocks):
             if i == len(tr.blocks) - 1:
                 penultimate = h
-            h = block(h, ctx.context, ctx.timestep_proj, ctx.rotary)
+            h = call_block(block, self.gradient_checkpointing, h, ctx.context, ctx.timestep_proj, ctx.rotary)
             if i < len(injections):
                 h = h + injections[i][0].to(h.dtype)
         # 2. output norm, projection, unpatchify (as WanTransformer3DModel.forward)

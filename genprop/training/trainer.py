@@ -1,0 +1,131 @@
+"""The training step shared by both objectives: accumulation, autocast, clipping, schedule, EMA.
+
+No Ray here: ``pipelines/train.py`` drives a ``Trainer`` per Ray Train worker; a plain script (a GPU
+box without Ray) drives the same object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+import torch.nn as nn
+
+from genprop.training.config import TrainConfig
+from genprop.training.ema import EMA
+from genprop.training.objectives import GenPropObjective, I2VObjective, unwrap
+from genprop.training.optim import make_optimizer
+
+
+class Trainer:
+    """Owns the optimiser, schedule, EMA, step counter and RNG of one training process.
+
+    Args:
+        model (nn.Module): what the objective calls — a ``GenPropModel`` (``genprop``) or a backbone
+            adapter (``i2v``), possibly wrapped in DDP/FSDP.
+        config (TrainConfig): objective and optimisation settings.
+        rank (int, default 0): this worker's rank (seeds its RNG with ``config.seed + rank``).
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig, rank: int = 0):
+        self.model, self.config = model, config
+        core = unwrap(model)
+        if config.objective == "genprop":
+            self.objective = GenPropObjective(config.loss, config.cond_drop_prob)
+            self.named_trainable = GenPropObjective.trainable(core)
+            backbone = core.backbone
+        else:
+            self.objective = I2VObjective(config.cond_drop_prob)
+            self.named_trainable = I2VObjective.trainable(core)
+            backbone = core
+        backbone.gradient_checkpointing = config.gradient_checkpointing
+        for p in self.named_trainable.values():
+            p.requires_grad_(True)
+        params = list(self.named_trainable.values())
+        self.device = params[0].device
+        self.optimizer, self.scheduler = make_optimizer(params, config)
+        self.ema = EMA(self.named_trainable, config.ema_decay) if config.ema_decay > 0 else None
+        self.step = 0
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + rank)
+
+    def _autocast(self):
+        if self.config.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, micro_batches: list[dict], data_wait_s: float = 0.0) -> dict[str, float]:
+        """One optimiser step over ``micro_batches`` (``config.grad_accum`` of them, or any number).
+
+        Args:
+            micro_batches (list[dict]): batches as documented in ``genprop.training.objectives``.
+            data_wait_s (float, default 0.0): time the caller spent waiting for these batches, reported
+                as ``data_wait_frac``.
+
+        Returns:
+            dict[str, float]: every loss term (mean over micro-batches), ``lr``, ``grad_norm``,
+            ``samples``, ``step_s``, ``samples_per_s``, ``data_wait_frac`` and the new ``step``.
+
+        Raises:
+            NonFiniteLossError: a loss that is NaN or infinite (names the step and samples).
+        """
+        t0 = time.perf_counter()
+        self.model.train()
+        sums: dict[str, float] = {}
+        samples = 0
+        for batch in micro_batches:
+            with self._autocast():
+                terms = self.objective(self.model, batch, self.step, self.generator)
+            (terms["loss"] / len(micro_batches)).backward()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            samples += batch["target_latents"].shape[0]
+        params = list(self.named_trainable.values())
+        clip = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        step_s = time.perf_counter() - t0
+        metrics = {k: v / len(micro_batches) for k, v in sums.items()}
+        metrics.update(lr=lr, grad_norm=grad_norm, samples=samples, step=self.step, step_s=step_s,
+                       samples_per_s=samples / max(step_s + data_wait_s, 1e-9),
+                       data_wait_frac=data_wait_s / max(step_s + data_wait_s, 1e-9))
+        return metrics
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly: trainable weights, optimiser, schedule, EMA, step, RNG."""
+        return {
+            "step": self.step,
+            "trainable": {k: p.detach().cpu() for k, p in self.named_trainable.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from :meth:`state_dict` (the model must be built the same way)."""
+        missing = set(self.named_trainable) - set(state["trainable"])
+        if missing:
+            raise KeyError(f"checkpoint lacks trainable tensors {sorted(missing)[:5]}")
+        with torch.no_grad():
+            for k, p in self.named_trainable.items():
+                p.copy_(state["trainable"][k].to(p.device, p.dtype))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+
+    def ema_weights(self) -> dict[str, torch.Tensor]:
+        """The EMA weights (or the live ones when EMA is off), keyed as the model's state_dict."""
+        if self.ema is not None:
+            return self.ema.weights()
+        return {k: p.detach().clone() for k, p in self.named_trainable.items()}
