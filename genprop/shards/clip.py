@@ -1,0 +1,81 @@
+"""Read one planned clip (frames + instance masks), random-crop it to the configured size, make its pair."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from genprop.errors import AnnotationError
+from genprop.shards.config import ShardsConfig
+from genprop.synth import SyntheticPair, make_pair
+
+
+def crop_box(height: int, width: int, out_hw: tuple[int, int], scale: tuple[float, float],
+             rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A random (y0, x0, h, w) crop with the output's aspect ratio, its height ``scale`` of the frame's."""
+    aspect = out_hw[1] / out_hw[0]
+    ch = max(1, round(height * float(rng.uniform(*scale))))
+    cw = round(ch * aspect)
+    if cw > width:
+        cw, ch = width, max(1, round(width / aspect))
+    y0 = int(rng.integers(0, height - ch + 1))
+    x0 = int(rng.integers(0, width - cw + 1))
+    return y0, x0, ch, cw
+
+
+def crop_resize(frames: np.ndarray, masks: np.ndarray, box, out_hw: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Crop (T, H, W, 3) frames and (K, T, H, W) masks to ``box``, resize to ``out_hw`` (area / nearest)."""
+    y0, x0, ch, cw = box
+    size = (out_hw[1], out_hw[0])
+    f = frames[:, y0:y0 + ch, x0:x0 + cw]
+    m = masks[:, :, y0:y0 + ch, x0:x0 + cw]
+    if (ch, cw) != tuple(out_hw):
+        f = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in f])
+        m = np.stack([np.stack([cv2.resize(x.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) for x in obj])
+                      for obj in m]).astype(bool)
+    return np.ascontiguousarray(f), np.ascontiguousarray(m)
+
+
+def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Frames and masks of ``indices``, cropped and resized.
+
+    Returns:
+        ((T, H, W, 3) uint8, (K, T, H, W) bool, object ids).
+
+    Raises:
+        DataError: unreadable frames or annotations, or annotations whose size disagrees with the frames.
+    """
+    frames = record.frames(indices)
+    masks = record.masks(indices)
+    if masks.masks.shape[2:] != frames.shape[1:3]:
+        raise AnnotationError(record.url, f"masks are {masks.masks.shape[2:]} but frames are {frames.shape[1:3]}")
+    out_hw = (config.height, config.width)
+    box = crop_box(frames.shape[1], frames.shape[2], out_hw, config.crop_scale, rng)
+    f, m = crop_resize(frames, masks.masks, box, out_hw)
+    return f, m, tuple(masks.object_ids)
+
+
+def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None) -> SyntheticPair:
+    """The routed pair of one planned sample (a :class:`~genprop.shards.plan.PlannedSample` row).
+
+    Args:
+        row (dict): the planned sample.
+        dataset: the opened input dataset.
+        config (ShardsConfig): clip size, crop, augmentations.
+        inpainter: mask-and-fill's inpainter (None = OpenCV).
+
+    Raises:
+        DataError: bad input; SkipSample: no usable object.
+    """
+    from genprop.synth import PairSpec
+
+    rng = np.random.default_rng(row["seed"])  # crop draws; the pair itself uses spec.seed separately
+    video, masks, ids = read_clip(dataset.record(row["video_id"]), row["indices"], config, rng)
+    donor = (None, None, None)
+    if row["donor_id"]:
+        donor = read_clip(dataset.record(row["donor_id"]), row["donor_indices"], config, rng)
+    spec = PairSpec(task=row["task"], seed=int(row["seed"]), colour=tuple(row["colour"]), prompt=row["prompt"])
+    return make_pair(spec, video, masks, ids, config.synth, donor_video=donor[0], donor_masks=donor[1],
+                     donor_ids=donor[2], inpainter=inpainter)

@@ -1,0 +1,148 @@
+"""The sample plan: which clips of which videos, which augmentation, which shard, decided from sorted inputs.
+
+Everything here runs on the driver (or per video, cheaply) and depends only on the sorted video list, the
+videos' metadata and the seed: Ray decides where and when samples are computed, never which sample lands
+in which shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from genprop import video as videolib
+from genprop.errors import DataError
+from genprop.shards.config import ShardsConfig
+from genprop.synth import TASK_COPY_PASTE, sample_spec
+
+
+def _stable_int(*parts) -> int:
+    return int.from_bytes(hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()[:8], "big")
+
+
+def clip_indices(num_frames: int, fps, config: ShardsConfig, start: int) -> list[int]:
+    """Source frame indices of the clip starting at ``start`` (may be shorter than T at the end)."""
+    if config.fps is None:
+        return list(range(start, min(start + config.frames, num_frames)))
+    return videolib.sample_indices(num_frames, fps, target_fps=config.fps, start=start, max_frames=config.frames)
+
+
+def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
+    """One listing row: the video's metadata and the start frames whose clips are fully annotated.
+
+    Args:
+        dataset: an opened dataset (``genprop.datasets.open_dataset``).
+        video_id (str): one of ``dataset.videos()``.
+        config (ShardsConfig): clip length and rate.
+
+    Returns:
+        dict: ``source, video_id, status ("ok" | "skipped"), reason, num_frames, height, width, fps,
+        object_ids, starts``.
+    """
+    row = {"source": dataset.format, "video_id": video_id, "status": "ok", "reason": "", "num_frames": 0,
+           "height": 0, "width": 0, "fps": "", "object_ids": [], "starts": []}
+    try:
+        rec = dataset.record(video_id)
+    except DataError as e:
+        return {**row, "status": "skipped", "reason": f"{e.url}: {e.reason}"}
+    row.update(num_frames=rec.num_frames, height=rec.height, width=rec.width, fps=videolib.fps_string(rec.fps),
+               object_ids=list(rec.object_ids))
+    if not rec.object_ids:
+        return {**row, "status": "skipped", "reason": "no annotated objects"}
+    if rec.num_frames < config.frames:
+        return {**row, "status": "skipped", "reason": f"shorter than T: {rec.num_frames} < {config.frames} frames"}
+    annotated = set(rec.annotated_frames)
+    starts = []
+    for s in range(rec.num_frames):
+        idx = clip_indices(rec.num_frames, rec.fps, config, s)
+        if len(idx) < config.frames:
+            break
+        if annotated.issuperset(idx):
+            starts.append(s)
+    if not starts:
+        return {**row, "status": "skipped",
+                "reason": f"no clip of {config.frames} frames (at fps {config.fps or rec.fps}) is fully annotated"}
+    return {**row, "starts": starts}
+
+
+@dataclass(frozen=True)
+class PlannedSample:
+    """One sample of the plan (plain data: travels through Ray Data as a row).
+
+    Attributes:
+        shard (int), position (int): the shard and the place in it.
+        source (str), video_id (str), start (int), indices (list[int]): the clip.
+        fps (str): the clip's frame rate.
+        task (str), seed (int), colour (list[int]), prompt (str): the pair spec.
+        donor_id (str): copy-and-paste donor video ("" = the video itself); donor_indices (list[int]).
+    """
+
+    shard: int
+    position: int
+    source: str
+    video_id: str
+    start: int
+    indices: list
+    fps: str
+    task: str
+    seed: int
+    colour: list
+    prompt: str
+    donor_id: str
+    donor_indices: list
+
+    def to_row(self) -> dict:
+        return asdict(self)
+
+
+def plan_samples(videos: list[dict], config: ShardsConfig, samples_per_shard: int) -> list[PlannedSample]:
+    """Plan every sample of the job from the listing rows (any order: they are sorted here).
+
+    Args:
+        videos (list[dict]): rows from :func:`describe_video`.
+        config (ShardsConfig): seed, clips per video, augmentation ratios.
+        samples_per_shard (int): shard membership is consecutive runs of this many planned samples.
+    """
+    ok = sorted((v for v in videos if v["status"] == "ok"), key=lambda v: (v["source"], v["video_id"]))
+    planned = []
+    for i, v in enumerate(ok):
+        rng = np.random.default_rng(np.random.SeedSequence([int(config.seed), _stable_int(v["source"], v["video_id"])]))
+        starts = sorted(int(s) for s in rng.choice(v["starts"], size=min(config.clips_per_video, len(v["starts"])),
+                                                   replace=False))
+        for start in starts:
+            spec = sample_spec(rng, config.synth)
+            donor_id, donor_indices = "", []
+            if spec.task == TASK_COPY_PASTE and len(ok) > 1:
+                d = ok[(i + 1 + int(rng.integers(len(ok) - 1))) % len(ok)]  # another video
+                donor_id = d["video_id"]
+                donor_indices = clip_indices(d["num_frames"], videolib.parse_fps(d["fps"]), config, d["starts"][0])
+            idx = clip_indices(v["num_frames"], videolib.parse_fps(v["fps"]), config, start)
+            planned.append(dict(source=v["source"], video_id=v["video_id"], start=start, indices=idx,
+                                fps=config.fps or v["fps"],
+                                task=spec.task, seed=spec.seed, colour=list(spec.colour), prompt=spec.prompt,
+                                donor_id=donor_id, donor_indices=donor_indices))
+    return [PlannedSample(shard=n // samples_per_shard, position=n % samples_per_shard, **p)
+            for n, p in enumerate(planned)]
+
+
+def estimate_sample_bytes(config: ShardsConfig) -> int:
+    """Approximate bytes of one sample from the clip size and the backbone's latent geometry (no weights read).
+
+    Latents (SCE, target, condition) dominate, plus Wan's text states (prompt and negative prompt, fp16).
+    """
+    bb = config.backbone_config()
+    t, h, w = config.frames, config.height, config.width
+    if bb.latent_map == "pixel_unshuffle":
+        f = bb.unshuffle_factor
+        t_lat, c, s = t, 3 * f * f, f
+    elif config.backbone_kind == "wan":
+        t_lat, c, s = (t + 2) // 4 + 1 if t % 4 != 1 else (t - 1) // 4 + 1, (bb.vae or {}).get("z_dim", 16), 8
+    else:
+        t_lat, c, s = t, 4, 8
+    latent = t_lat * c * (h // s) * (w // s) * 2
+    text = 0
+    if config.backbone_kind == "wan":
+        text = 2 * bb.text_len * bb.transformer.get("text_dim", 4096) * 2
+    return int(3 * latent + text + h * w * 3 + t * h * w // 8 + 4096)

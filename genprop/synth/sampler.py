@@ -1,0 +1,142 @@
+"""Which augmentation makes a pair (ratios 0.5 / 0.375 / 0.125), on which object, and the pair itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genprop.synth.colour_fill import colour_fill
+from genprop.synth.copy_paste import copy_paste
+from genprop.synth.mask_fill import Inpainter, mask_fill, opencv_inpainter
+from genprop.synth.pair import TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_MASK_FILL, TRACK_PROMPT, SyntheticPair
+
+TASKS = (TASK_COPY_PASTE, TASK_MASK_FILL, TASK_COLOUR_FILL)  # the order of SynthConfig.ratios
+
+
+class SkipSample(ValueError):
+    """A planned sample that cannot be made from its data (e.g. every object below the minimum area)."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How synthetic pairs are made.
+
+    Args:
+        ratios (tuple[float, float, float], default (0.5, 0.375, 0.125)): relative frequency of copy-and-paste,
+            mask-and-fill and colour fill (normalised; a zero disables a task).
+        min_object_area (float, default 0.002): an object smaller than this fraction of the frame in the clip's
+            first frame is not used (G would not see it).
+        scale_range (tuple[float, float], default (0.5, 1.5)): copy-and-paste scale range.
+        dilate (int, default 2): mask-and-fill mask growth in pixels.
+        inpaint_radius (int, default 3): OpenCV inpainting radius.
+    """
+
+    ratios: tuple[float, float, float] = (0.5, 0.375, 0.125)
+    min_object_area: float = 0.002
+    scale_range: tuple[float, float] = (0.5, 1.5)
+    dilate: int = 2
+    inpaint_radius: int = 3
+
+    def __post_init__(self):
+        object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
+        object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
+        if len(self.ratios) != 3 or min(self.ratios) < 0 or sum(self.ratios) <= 0:
+            raise ValueError(f"ratios must be 3 non-negative numbers with a positive sum, got {self.ratios}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ValueError(f"scale_range must be 0 < lo <= hi, got {self.scale_range}")
+
+    @classmethod
+    def tiny(cls, **overrides) -> "SynthConfig":
+        """The defaults, with a smaller inpainting radius for 32x32 clips."""
+        return cls(**{**dict(inpaint_radius=2, dilate=1), **overrides})
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """The random choices of one pair, drawn before any pixel is read (so a plan is cheap and reproducible).
+
+    Attributes:
+        task (str): one of :data:`TASKS`.
+        seed (int): seeds everything the augmentation draws (object order, scale, position).
+        colour (tuple[int, int, int]): the colour-fill colour (drawn for every task, used by colour fill).
+        prompt (str): G's prompt ("track colored regions" for colour fill, else "").
+    """
+
+    task: str
+    seed: int
+    colour: tuple[int, int, int]
+    prompt: str
+
+
+def sample_spec(rng: np.random.Generator, config: SynthConfig) -> PairSpec:
+    """Draw a task by ``config.ratios``, a colour and a seed.
+
+    Args:
+        rng (np.random.Generator): the plan's generator.
+        config (SynthConfig): ratios.
+    """
+    p = np.asarray(config.ratios) / sum(config.ratios)
+    task = TASKS[int(rng.choice(3, p=p))]
+    colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+    seed = int(rng.integers(0, 2**31 - 1))
+    return PairSpec(task=task, seed=seed, colour=colour, prompt=TRACK_PROMPT if task == TASK_COLOUR_FILL else "")
+
+
+def choose_object(masks: np.ndarray, object_ids, rng: np.random.Generator, min_area: float) -> tuple[int, np.ndarray]:
+    """The first object, in a seeded order, whose first-frame area reaches ``min_area``.
+
+    Args:
+        masks (np.ndarray): (K, T, H, W) bool.
+        object_ids (Sequence[int]): id of each of the K masks.
+        rng (np.random.Generator): orders the candidates.
+        min_area (float): minimum first-frame area as a fraction of the frame.
+
+    Returns:
+        (object id, its (T, H, W) mask).
+
+    Raises:
+        SkipSample: no object is large enough (the reason gives the largest area found).
+    """
+    k, _, h, w = masks.shape
+    areas = masks[:, 0].reshape(k, -1).mean(axis=1) if k else np.zeros(0)
+    for i in rng.permutation(k):
+        if areas[i] >= min_area and areas[i] > 0:
+            return int(object_ids[i]), masks[i]
+    best = float(areas.max()) if k else 0.0
+    raise SkipSample(f"no object reaches the minimum area {min_area:g} of the frame in the first frame "
+                     f"(largest {best:.4g}, {k} objects)")
+
+
+def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, config: SynthConfig,
+              donor_video: np.ndarray | None = None, donor_masks: np.ndarray | None = None, donor_ids=None,
+              inpainter: Inpainter | None = None) -> SyntheticPair:
+    """Make the routed pair ``spec`` describes from one clip (and a donor clip for copy-and-paste).
+
+    Args:
+        spec (PairSpec): the task and its seed.
+        video (np.ndarray): (T, H, W, 3) uint8.
+        masks (np.ndarray): (K, T, H, W) bool instance masks of ``video``.
+        object_ids (Sequence[int]): ids of the K masks.
+        config (SynthConfig): augmentation parameters.
+        donor_video, donor_masks, donor_ids: the donor clip for copy-and-paste (default: ``video`` itself).
+        inpainter (Inpainter | None): mask-and-fill's inpainter (default OpenCV with ``config.inpaint_radius``).
+
+    Raises:
+        SkipSample: no usable object.
+    """
+    rng = np.random.default_rng(spec.seed)
+    if spec.task == TASK_COPY_PASTE:
+        if donor_video is None:
+            donor_video, donor_masks, donor_ids = video, masks, object_ids
+        oid, m = choose_object(donor_masks, donor_ids, rng, config.min_object_area)
+        return copy_paste(video, donor_video, m, rng, config.scale_range, object_id=oid)
+    oid, m = choose_object(masks, object_ids, rng, config.min_object_area)
+    if spec.task == TASK_MASK_FILL:
+        if inpainter is None:
+            radius = config.inpaint_radius
+
+            def inpainter(frames, region):
+                return opencv_inpainter(frames, region, radius)
+        return mask_fill(video, m, inpainter, config.dilate, object_id=oid)
+    return colour_fill(video, m, spec.colour, object_id=oid)

@@ -1,0 +1,115 @@
+"""Synthetic pairs: each augmentation's invariants, the routing table task by task, ratios, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genprop.synth import (TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_IDS, TASK_MASK_FILL, TRACK_PROMPT, PairSpec,
+                           SynthConfig, colour_fill, copy_paste, make_pair, mask_fill, sample_spec)
+from genprop.synth.sampler import SkipSample
+
+
+def _clip(seed=0, t=5, h=32, w=40):
+    rng = np.random.default_rng(seed)
+    video = rng.integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+    mask = np.zeros((t, h, w), bool)
+    for i in range(t):  # a box that moves right one pixel a frame
+        mask[i, 8:18, 5 + i:15 + i] = True
+    return video, mask
+
+
+def test_task_ids_match_the_model():
+    from genprop.models.task_embedding import TASK_NAMES
+
+    assert TASK_IDS == {k: v for k, v in TASK_NAMES.items() if k != "default"}
+
+
+def test_mask_fill_changes_only_the_filled_region_and_routes_v_to_target():
+    video, mask = _clip()
+    pair = mask_fill(video, mask, dilate=1)
+    assert pair.task == TASK_MASK_FILL and pair.task_id == 2 and pair.prompt == ""
+    assert (pair.mask >= mask).all()  # the filled region covers the object
+    outside = ~pair.mask
+    assert np.array_equal(pair.sce_video[outside], video[outside])
+    assert not np.array_equal(pair.sce_video[pair.mask], video[pair.mask])  # something was filled
+    # routing: E gets V-hat, G gets v1, the target is V
+    assert np.array_equal(pair.target_video, video)
+    assert np.array_equal(pair.cond_frame, video[0])
+
+
+def test_mask_fill_composites_a_leaky_inpainter():
+    video, mask = _clip()
+    pair = mask_fill(video, mask, inpainter=lambda f, m: np.zeros_like(f), dilate=0)
+    assert np.array_equal(pair.sce_video[~mask], video[~mask])
+    assert (pair.sce_video[mask] == 0).all()
+
+
+def test_colour_fill_paints_only_the_region_and_routes_painted_video_to_target():
+    video, mask = _clip()
+    pair = colour_fill(video, mask, (255, 0, 7))
+    assert pair.task == TASK_COLOUR_FILL and pair.task_id == 3 and pair.prompt == TRACK_PROMPT
+    assert np.array_equal(pair.mask, mask)
+    # routing: E gets V, G gets painted v1, target is the painted video
+    assert np.array_equal(pair.sce_video, video)
+    assert (pair.target_video[mask] == [255, 0, 7]).all()
+    assert np.array_equal(pair.target_video[~mask], video[~mask])
+    assert np.array_equal(pair.cond_frame, pair.target_video[0])
+    assert not np.array_equal(pair.cond_frame, video[0])
+
+
+def test_copy_paste_pastes_only_where_its_mask_says_and_follows_the_donor():
+    video, _ = _clip(0)
+    donor, dmask = _clip(1)
+    pair = copy_paste(video, donor, dmask, np.random.default_rng(3), scale_range=(1.0, 1.0), object_id=7)
+    assert pair.task == TASK_COPY_PASTE and pair.task_id == 1 and pair.object_id == 7
+    assert pair.mask[0].any()
+    assert np.array_equal(pair.sce_video[~pair.mask], video[~pair.mask])
+    # at scale 1 the pasted pixels are the donor's, shifted by an integer-ish offset: same area each frame
+    assert all(pair.mask[i].sum() <= dmask[i].sum() for i in range(len(dmask)))
+    # the pasted object moves as the donor's does (its box shifts right one pixel a frame while fully inside)
+    xs = [np.nonzero(pair.mask[i].any(0))[0] for i in range(len(dmask))]
+    if all(len(x) == 10 for x in xs):
+        assert [x.min() for x in xs] == [xs[0].min() + i for i in range(len(xs))]
+    # routing: E gets V + object, G gets v1, target V
+    assert np.array_equal(pair.target_video, video)
+    assert np.array_equal(pair.cond_frame, video[0])
+    assert not np.array_equal(pair.sce_video, video)
+
+
+def test_ratios_hold_over_many_samples():
+    rng = np.random.default_rng(0)
+    config = SynthConfig()
+    n = 4000
+    tasks = [sample_spec(rng, config).task for _ in range(n)]
+    for task, ratio in zip((TASK_COPY_PASTE, TASK_MASK_FILL, TASK_COLOUR_FILL), (0.5, 0.375, 0.125)):
+        assert abs(tasks.count(task) / n - ratio) < 0.03, task
+    only = SynthConfig(ratios=(0, 0, 1))
+    assert {sample_spec(rng, only).task for _ in range(50)} == {TASK_COLOUR_FILL}
+    specs = [sample_spec(rng, config) for _ in range(200)]
+    assert all((s.prompt == TRACK_PROMPT) == (s.task == TASK_COLOUR_FILL) for s in specs)
+
+
+@pytest.mark.parametrize("task", [TASK_COPY_PASTE, TASK_MASK_FILL, TASK_COLOUR_FILL])
+def test_same_seed_same_bytes(task):
+    video, mask = _clip()
+    masks = np.stack([mask, np.roll(mask, 10, axis=1)])
+    spec = PairSpec(task=task, seed=11, colour=(1, 2, 3), prompt="")
+    a = make_pair(spec, video, masks, (1, 2), SynthConfig())
+    b = make_pair(spec, video, masks, (1, 2), SynthConfig())
+    assert a.sce_video.tobytes() == b.sce_video.tobytes() and a.mask.tobytes() == b.mask.tobytes()
+    assert a.target_video.tobytes() == b.target_video.tobytes() and a.object_id == b.object_id
+    c = make_pair(PairSpec(task=task, seed=12, colour=(1, 2, 3), prompt=""), video, masks, (1, 2), SynthConfig())
+    if task == TASK_COPY_PASTE:  # another seed, another placement
+        assert c.sce_video.tobytes() != a.sce_video.tobytes()
+
+
+def test_objects_below_the_minimum_area_are_skipped():
+    video, mask = _clip()
+    tiny = np.zeros_like(mask)
+    tiny[:, 0, 0] = True
+    spec = PairSpec(task=TASK_MASK_FILL, seed=0, colour=(0, 0, 0), prompt="")
+    with pytest.raises(SkipSample, match="minimum area"):
+        make_pair(spec, video, tiny[None], (1,), SynthConfig(min_object_area=0.01))
+    pair = make_pair(spec, video, np.stack([tiny, mask]), (1, 2), SynthConfig(min_object_area=0.01))
+    assert pair.object_id == 2
