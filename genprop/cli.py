@@ -122,8 +122,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_model_info)
 
     # -- shards commands (issue 4) --
+    # Every argument (--help included) goes to the job, so `genprop shards` and `python -m jobs.make_shards`
+    # are the same command.
+    # prefix_chars no argument uses: this subparser sees every option as a plain string and passes it on.
+    p = sub.add_parser("shards", add_help=False, prefix_chars="\x01",
+                       help="make training shards (python -m jobs.make_shards; `genprop shards --help`: options)")
+    p.add_argument("job_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda args: run_job("jobs.make_shards", args.job_args))
+
+    # -- train command (issue 5) --
+    # Every argument (--help included) goes to the job, so `genprop train` and `python -m jobs.train` are the
+    # same command.
+    p = sub.add_parser("train", add_help=False, prefix_chars="\x01",
+                       help="train GenProp with Ray Train (python -m jobs.train; `genprop train --help`: options)")
+    p.add_argument("job_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda args: run_job("jobs.train", args.job_args))
 
     # -- propagation and evaluation commands (issue 7) --
+    def _cmd_propagate(args: argparse.Namespace) -> int:
+        from genprop.propagation.command import propagate_command
+
+        return propagate_command(args)
+
+    p = sub.add_parser("propagate", help="carry a first-frame edit through one video (no Ray)")
+    from genprop.propagation.command import add_arguments as _add_propagate_arguments
+
+    _add_propagate_arguments(p)
+    p.set_defaults(func=_cmd_propagate)
+
+    p = sub.add_parser("propagate-batch", add_help=False, prefix_chars="\0",
+                       help="batch propagation over a manifest on Ray (= python -m jobs.propagate)")
+    p.add_argument("job_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda a: run_job("jobs.propagate", a.job_args))
+
+    p = sub.add_parser("evaluate", add_help=False, prefix_chars="\0",
+                       help="metrics + baselines + HTML report over benchmark cases (= python -m jobs.evaluate)")
+    p.add_argument("job_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda a: run_job("jobs.evaluate", a.job_args))
 
     p = sub.add_parser("demo", help="the main job on the embedded default")
     p.add_argument("--out", default="demo-out", help="output URL")

@@ -1,0 +1,76 @@
+"""Benchmark: seconds per output frame, GenProp sampler vs the plain backbone sampler, same steps (tiny, CPU).
+
+GenProp: ``genprop.sampling.propagate`` (SCE on the source latents + injections + MPD every step,
+CFG batched). Plain: ``genprop.sampling.generate`` on the same backbone with the same first frame,
+steps and guidance. Both include encoding and decoding. Reports the median over runs (GenProp and plain
+alternating) after a warm-up, per output frame, and the ratio.
+
+    python bench/bench_sampler.py [--frames 9] [--steps 10] [--runs 5] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genprop.models import GenPropConfig, GenPropModel
+from genprop.models.backbones import SVDBackboneConfig, WanBackboneConfig
+from genprop.sampling import generate, propagate
+
+
+def configs() -> dict[str, GenPropConfig]:
+    # the same tiny configs as bench_train_step.py (Wan: 2 of 8 blocks in the SCE; SVD: 1 block)
+    wan = WanBackboneConfig.tiny(num_layers=8)
+    wan = replace(wan, transformer={**wan.transformer, "num_attention_heads": 4, "attention_head_dim": 24,
+                                    "ffn_dim": 384})
+    return {"wan": GenPropConfig(backbone=wan, sce_blocks=2, task_dim=32),
+            "svd": GenPropConfig(backbone=SVDBackboneConfig.tiny(), sce_blocks=1, task_dim=32)}
+
+
+def timed_pair(a, b, runs: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and ``b``, run alternately (a shared machine's load hits both alike)."""
+    a(), b()  # warm-up
+    ta, tb = [], []
+    for _ in range(runs):
+        for fn, out in ((a, ta), (b, tb)):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=9)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print("| backbone | frames × px | steps | GenProp s/frame | plain s/frame | time ratio | FLOP ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cfg in configs().items():
+        model = GenPropModel(cfg).eval()
+        g = torch.Generator().manual_seed(0)
+        video = torch.rand(1, args.frames, 3, 32, 32, generator=g) * 2 - 1
+        run_gp = lambda: propagate(model, video, video[:, 0], "a cat", task_id=0, seed=0,  # noqa: E731
+                                   num_steps=args.steps)
+        run_plain = lambda: generate(model.backbone, video[:, 0], args.frames, "a cat", seed=0,  # noqa: E731
+                                     num_steps=args.steps)
+        gp, plain = timed_pair(run_gp, run_plain, args.runs)
+        flops = []
+        for fn in (run_gp, run_plain):
+            with FlopCounterMode(display=False) as counter:
+                fn()
+            flops.append(counter.get_total_flops())
+        print(f"| {name} | {args.frames} × 32² | {args.steps} | {gp / args.frames * 1e3:.2f} ms | "
+              f"{plain / args.frames * 1e3:.2f} ms | {gp / plain:.2f}x | {flops[0] / flops[1]:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Tracking output: the painted colour segmented from generated frames, and mask videos.
+
+A colour-fill edit paints an object one solid colour in the first frame; the model carries the
+paint through the video (paper, Fig. 6e). The painted colour is read off the first-frame edit
+(median colour of the pixels the edit changed) and segmented at full resolution in every
+generated frame. The MPD's mask comes on the latent grid; ``FrameMap.mask_from_grid`` upsamples it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genprop import video
+
+# Pixels whose RGB changed by more than this (max over channels) count as edited in frame 1.
+EDIT_DIFF_THRESHOLD = 24
+
+
+def edit_region(original_first: np.ndarray, edited_first: np.ndarray,
+                threshold: int = EDIT_DIFF_THRESHOLD) -> np.ndarray:
+    """(H, W) bool: where the edited first frame differs from the original one.
+
+    Args:
+        original_first (np.ndarray), edited_first (np.ndarray): (H, W, 3) uint8.
+        threshold (int, default 24): max-channel difference counted as an edit.
+    """
+    diff = np.abs(original_first.astype(np.int16) - edited_first.astype(np.int16)).max(axis=-1)
+    return diff > threshold
+
+
+def painted_colour(original_first: np.ndarray, edited_first: np.ndarray) -> np.ndarray | None:
+    """The colour painted in a colour-fill edit: median RGB of the edited pixels, (3,) uint8 (None: no edit).
+
+    Args:
+        original_first (np.ndarray), edited_first (np.ndarray): (H, W, 3) uint8.
+    """
+    region = edit_region(original_first, edited_first)
+    if not region.any():
+        return None
+    return np.median(edited_first[region], axis=0).round().astype(np.uint8)
+
+
+def segment_colour(frames: np.ndarray, colour: np.ndarray, tolerance: float = 60.0) -> np.ndarray:
+    """(T, H, W) bool: pixels within ``tolerance`` (Euclidean RGB) of ``colour``.
+
+    Args:
+        frames (np.ndarray): (T, H, W, 3) uint8 generated frames (full resolution).
+        colour (np.ndarray): (3,) the painted colour.
+        tolerance (float, default 60): distance threshold.
+    """
+    d = frames.astype(np.float32) - np.asarray(colour, np.float32)
+    return (d * d).sum(axis=-1) < tolerance * tolerance
+
+
+def track_mask(frames: np.ndarray, original_first: np.ndarray, edited_first: np.ndarray,
+               tolerance: float = 60.0) -> np.ndarray:
+    """The tracked region of a colour-fill propagation, (T, H, W) bool (all False when frame 1 has no edit).
+
+    Args:
+        frames (np.ndarray): (T, H, W, 3) uint8 generated frames.
+        original_first (np.ndarray), edited_first (np.ndarray): (H, W, 3) uint8.
+        tolerance (float, default 60): see :func:`segment_colour`.
+    """
+    colour = painted_colour(original_first, edited_first)
+    if colour is None:
+        return np.zeros(frames.shape[:3], bool)
+    return segment_colour(frames, colour, tolerance)
+
+
+def mask_frames(mask: np.ndarray) -> np.ndarray:
+    """A bool or [0, 1] float mask (T, H, W) -> grey RGB frames (T, H, W, 3) uint8 (255 = edited)."""
+    grey = (np.clip(mask.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def write_mask_video(mask: np.ndarray, url: str, fps) -> None:
+    """Write a mask (T, H, W) as a grey H.264 mp4 (lossless, so 0/255 and soft values survive).
+
+    Args:
+        mask (np.ndarray): bool or float in [0, 1].
+        url (str): destination (written atomically).
+        fps (Fraction | str | int): the frame rate (the video's own).
+    """
+    video.encode(mask_frames(mask), url, fps, lossless=True)
+
+
+def read_mask_video(url: str, threshold: float = 0.5) -> np.ndarray:
+    """Read a mask video written by :func:`write_mask_video` as (T, H, W) bool (value >= threshold)."""
+    frames = video.decode(url)
+    return frames.astype(np.float32).mean(axis=-1) / 255.0 >= threshold

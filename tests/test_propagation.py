@@ -1,0 +1,239 @@
+"""Single-video propagation: the sampler path, determinism and CFG, faithful output, long videos, tracking, CLI."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from genprop import masks, video
+from genprop.errors import DataError
+from genprop.models import GenPropConfig, GenPropModel
+from genprop.propagation import PropagationConfig, Propagator, task_id
+from genprop.propagation import memory
+from genprop.propagation.long_video import drift_report, run_windows, window_spans
+from genprop.propagation.resize import FrameMap, working_size
+from genprop.propagation.tracking import painted_colour, read_mask_video, track_mask, write_mask_video
+from genprop.sampling import propagate
+
+
+def _video(t, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (1, h, w, 3))
+    drift = rng.integers(-20, 20, (t, 1, 1, 3))
+    return np.clip(base + drift, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def wan():
+    return GenPropModel(GenPropConfig.tiny("wan"))
+
+
+def test_one_window_is_the_sampler_and_seeded(wan):
+    p = Propagator(wan, PropagationConfig.tiny())
+    v = _video(9, 32, 32)
+    edited = v[0].copy()
+    edited[8:20, 8:20] = (255, 0, 0)
+    a = p.run(v, edited, "a red square", task=1, seed=3)
+    b = p.run(v, edited, "a red square", task=1, seed=3)
+    c = p.run(v, edited, "a red square", task=1, seed=4)
+    fm = p.frame_map(32, 32)
+    ref = propagate(wan, fm.to_working(v), fm.image_to_working(edited), "a red square", task_id=1, seed=3,
+                    num_steps=2)
+    assert np.array_equal(a.frames, fm.from_working(ref))  # exactly the model's sampler
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.mask, b.mask)
+    assert not np.array_equal(a.frames, c.frames)
+    assert a.mask.shape == (9, 32, 32) and 0 <= a.mask.min() and a.mask.max() <= 1
+    assert a.peak_memory["kind"] == "peak_rss" and a.peak_memory["bytes"] > 10 * 2**20
+
+
+def test_cfg_default_scale_and_override():
+    wan = GenPropModel(GenPropConfig.tiny("wan", encoders=True))  # a text encoder: cond and uncond differ
+    bb = wan.backbone
+    calls, scales = [], []
+    orig_prepare, orig_scale = bb.prepare, bb.guidance_scale
+    bb.prepare = lambda x, t, cond: (calls.append(x.shape[0]), orig_prepare(x, t, cond))[1]
+    bb.guidance_scale = lambda n, s=None: (scales.append(s), orig_scale(n, s))[1]
+    try:
+        v = _video(5, 32, 32)
+        default = Propagator(wan, PropagationConfig.tiny()).run(v, v[0], "a cat")
+        assert set(calls) == {2} and scales == [None]  # backbone default (Wan 5.0): [uncond, cond] batched
+        calls.clear()
+        no_cfg = Propagator(wan, PropagationConfig(working_area=1024, window=9, num_steps=2, guidance=1.0)).run(v, v[0], "a cat")
+        assert set(calls) == {1}
+        strong = Propagator(wan, PropagationConfig(working_area=1024, window=9, num_steps=2, guidance=20.0)).run(v, v[0], "a cat")
+        assert scales[-1] == 20.0
+        assert not np.array_equal(default.frames, no_cfg.frames) and not np.array_equal(default.frames, strong.frames)
+    finally:
+        bb.prepare, bb.guidance_scale = orig_prepare, orig_scale
+
+
+def test_task_names():
+    assert [task_id(t) for t in ("auto", "edit", "insert", "remove", "track")] == [0, 0, 1, 2, 3]
+    with pytest.raises(ValueError, match="unknown task 'paint'"):
+        task_id("paint")
+
+
+def test_working_size_keeps_aspect():
+    assert working_size(720, 1280, 32 * 32, 8) == (24, 40)
+    assert working_size(480, 832, 480 * 832, 16) == (480, 832)
+    h, w = working_size(33, 47, 1024, 8)
+    assert h % 8 == 0 and w % 8 == 0 and abs(w / h - 47 / 33) < 0.25
+    # a smooth image survives the round trip through the working size
+    yy, xx = np.mgrid[0:33, 0:47]
+    img = np.stack([xx * 5, yy * 7, xx + yy], -1).astype(np.uint8)
+    fm = FrameMap((33, 47), (24, 32))
+    back = fm.from_working(fm.to_working(img[None]))
+    assert back.shape == (1, 33, 47, 3) and np.abs(back[0].astype(int) - img).mean() < 4
+
+
+def test_window_spans_and_blending():
+    assert window_spans(13, 5, 2) == [(0, 5), (3, 8), (6, 11), (9, 13)]
+    assert window_spans(4, 5, 2) == [(0, 4)]
+    with pytest.raises(ValueError):
+        window_spans(13, 5, 5)
+    seen = []
+
+    def sample(src, first, k):  # window k outputs the constant k + 1; records the first frame it got
+        seen.append(float(first.mean()))
+        t = src.shape[1]
+        return torch.full((1, t, 3, 2, 2), float(k + 1)), torch.full((t, 1, 1), float(k + 1))
+
+    video_, mask_, spans = run_windows(sample, torch.zeros(1, 13, 3, 2, 2), torch.full((1, 3, 2, 2), 7.0), 5, 2)
+    assert spans == [(0, 5), (3, 8), (6, 11), (9, 13)]
+    # window 0 starts from the edited frame; window k from the generated frame s_k (blended output so far)
+    assert seen[0] == 7.0 and seen[1] == 1.0 and seen[2] == 2.0  # frame 6: past window 1's overlap
+    v = video_[0, :, 0, 0, 0]
+    assert v[:3].tolist() == [1, 1, 1]
+    assert v[3].item() == pytest.approx(1 * 2 / 3 + 2 * 1 / 3) and v[4].item() == pytest.approx(1 / 3 + 2 * 2 / 3)
+    assert v[5].item() == 2 and v[12].item() == 4 and mask_[12, 0, 0].item() == 4
+
+
+def test_drift_report():
+    orig = np.full((6, 4, 4, 3), 100, np.uint8)
+    out = orig.copy()
+    out[3:] += 10  # the second window drifted
+    rep = drift_report(out, orig, np.zeros((6, 4, 4), bool), [(0, 3), (2, 6)])
+    assert rep["windows"][0]["psnr_m"] == 100.0
+    assert rep["windows"][1]["psnr_m"] == pytest.approx(10 * np.log10(255**2 / (0.75 * 100)))
+    assert rep["drift_db"] == pytest.approx(100.0 - rep["windows"][1]["psnr_m"], abs=1e-3)
+
+
+@pytest.mark.parametrize("kind,kwargs", [("wan", {}), ("wan", dict(latent_map="vae", encoders=True)), ("svd", {})])
+def test_odd_size_and_long_video_keep_frames_fps_size(tmp_path, kind, kwargs):
+    model = GenPropModel(GenPropConfig.tiny(kind, **kwargs))
+    src = _video(13, 33, 47, seed=1)
+    fps = Fraction(30000, 1001)
+    video.encode(src, str(tmp_path / "in.mp4"), fps)
+    edited = video.decode(str(tmp_path / "in.mp4"))[0].copy()
+    edited[5:15, 5:15] = (0, 255, 0)
+    masks.write_image(str(tmp_path / "edit.png"), edited)
+    p = Propagator(model, PropagationConfig(working_area=1024, window=5, overlap=2, num_steps=2,
+                                            decode_chunk_frames=2))
+    r = p.run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"), "x", task=3)
+    assert r.frames.shape == (13, 33, 47, 3) and r.mask.shape == (13, 33, 47) and r.track_mask.shape == (13, 33, 47)
+    assert len(r.drift["windows"]) == 4 and all(w["psnr_m"] is None or w["psnr_m"] > 0 for w in r.drift["windows"])
+    r.write(str(tmp_path / "out.mp4"), mask_out=str(tmp_path / "mask.mp4"), track_out=str(tmp_path / "track.mp4"))
+    for name in ("out.mp4", "mask.mp4", "track.mp4"):
+        info = video.probe(str(tmp_path / name))
+        assert (info.num_frames, info.height, info.width, info.fps) == (13, 33, 47, fps)
+
+
+def test_edited_frame_size_mismatch_is_a_clear_error(tmp_path, wan):
+    video.encode(_video(5, 32, 32), str(tmp_path / "in.mp4"), 12)
+    masks.write_image(str(tmp_path / "edit.png"), np.zeros((30, 32, 3), np.uint8))
+    with pytest.raises(DataError, match=r"edit.png: size mismatch: the edited first frame is 32x30 but the video"):
+        Propagator(wan, PropagationConfig.tiny()).run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"))
+
+
+def test_colour_tracking_and_mask_videos(tmp_path):
+    frames = np.full((4, 20, 30, 3), 80, np.uint8)
+    gt = np.zeros((4, 20, 30), bool)
+    for t in range(4):
+        frames[t, 5:10, 3 + 4 * t:9 + 4 * t] = (250, 20, 200)  # the painted object moves right
+        gt[t, 5:10, 3 + 4 * t:9 + 4 * t] = True
+    original_first = np.full((20, 30, 3), 80, np.uint8)
+    assert painted_colour(original_first, original_first) is None
+    assert painted_colour(original_first, frames[0]).tolist() == [250, 20, 200]
+    tracked = track_mask(frames, original_first, frames[0])
+    assert np.array_equal(tracked, gt)
+    write_mask_video(tracked, str(tmp_path / "m.mp4"), "24000/1001")
+    assert np.array_equal(read_mask_video(str(tmp_path / "m.mp4")), gt)
+    soft = np.linspace(0, 1, 4 * 20 * 30, dtype=np.float32).reshape(4, 20, 30)
+    write_mask_video(soft, str(tmp_path / "s.mp4"), 12)
+    back = video.decode(str(tmp_path / "s.mp4")).astype(np.float32).mean(-1) / 255
+    assert np.abs(back - soft).max() < 3 / 255  # soft MPD values survive (lossless, up to YUV rounding)
+
+
+def test_memory_controls_bf16_tiling_offload():
+    model = GenPropModel(GenPropConfig.tiny("wan", latent_map="vae", encoders=True))
+    v = _video(5, 32, 32)
+    base = Propagator(model, PropagationConfig(working_area=1024, window=5, num_steps=2)).run(v, v[0])
+    tiled = Propagator(model, PropagationConfig(working_area=1024, window=5, num_steps=2, vae_tiling=True))
+    assert model.backbone.latent_map.vae.use_tiling
+    model.backbone.latent_map.vae.use_tiling = False
+    bf16 = Propagator(model, PropagationConfig(working_area=1024, window=5, num_steps=2, dtype="bfloat16")).run(v, v[0])
+    assert bf16.frames.shape == base.frames.shape and not np.array_equal(bf16.frames, base.frames)
+    off = Propagator(model, PropagationConfig(working_area=1024, window=5, num_steps=2, cpu_offload=True)).run(v, v[0])
+    assert np.array_equal(off.frames, base.frames)  # on the CPU offload is a no-op: same numbers
+    groups = memory.offload_groups(model)
+    assert groups["denoiser"][0] is model.backbone.transformer and groups["latent_map"] == [model.backbone.latent_map]
+    assert tiled.window == 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_offload_on_cuda_keeps_components_on_cpu_and_reports_cuda_peak():
+    model = GenPropModel(GenPropConfig.tiny("wan", latent_map="vae", encoders=True))
+    v = _video(5, 32, 32)
+    p = Propagator(model, PropagationConfig(working_area=1024, window=5, num_steps=2, cpu_offload=True, device="cuda"))
+    assert next(model.backbone.transformer.parameters()).device.type == "cpu"
+    r = p.run(v, v[0])
+    assert next(model.sce.parameters()).device.type == "cpu"
+    assert r.peak_memory["kind"] == "cuda_max_allocated" and r.peak_memory["bytes"] > 0
+
+
+def _cli(tmp_path, frames, fps, model_dir, *extra):
+    from genprop.cli import main
+
+    video.encode(frames, str(tmp_path / "in.mp4"), fps)
+    edited = video.decode(str(tmp_path / "in.mp4"))[0].copy()
+    edited[: edited.shape[0] // 3, : edited.shape[1] // 3] = (255, 255, 0)
+    masks.write_image(str(tmp_path / "edit.png"), edited)
+    return main(["propagate", "--model", model_dir, "--video", str(tmp_path / "in.mp4"),
+                 "--edited-first-frame", str(tmp_path / "edit.png"), "--prompt", "a yellow box", "--task", "insert",
+                 "--steps", "2", "--seed", "1", "--out", str(tmp_path / "out.mp4"),
+                 "--mask-out", str(tmp_path / "out_mask.mp4"), *extra])
+
+
+def test_cli_propagate(tmp_path, wan, capsys):
+    wan.save_pretrained(str(tmp_path / "ckpt"))
+    fps = Fraction(30000, 1001)
+    assert _cli(tmp_path, _video(11, 33, 47), fps, str(tmp_path / "ckpt"), "--window", "5") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 11 and report["fps"] == "30000/1001" and len(report["drift"]["windows"]) == 3
+    for name in ("out.mp4", "out_mask.mp4"):
+        info = video.probe(str(tmp_path / name))
+        assert (info.num_frames, info.height, info.width, info.fps) == (11, 33, 47, fps)
+    masks.write_image(str(tmp_path / "edit.png"), np.zeros((8, 8, 3), np.uint8))
+    from genprop.cli import main
+
+    rc = main(["propagate", "--model", str(tmp_path / "ckpt"), "--video", str(tmp_path / "in.mp4"),
+               "--edited-first-frame", str(tmp_path / "edit.png"), "--out", str(tmp_path / "x.mp4")])
+    assert rc == 2 and "size mismatch" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_propagate_real_h264_720p(tmp_path, wan, capsys):
+    wan.save_pretrained(str(tmp_path / "ckpt"))
+    yy, xx = np.mgrid[0:720, 0:1280]
+    frames = np.stack([np.stack([(xx + 8 * t) % 256, (yy + 3 * t) % 256, (xx // 5 + yy // 7) % 256], -1)
+                       for t in range(20)]).astype(np.uint8)
+    fps = Fraction(30000, 1001)
+    assert _cli(tmp_path, frames, fps, str(tmp_path / "ckpt")) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["work_size"] == [24, 40]  # 1280x720 -> the tiny model's ~32x32 area at 16:9
+    info = video.probe(str(tmp_path / "out.mp4"))
+    assert (info.num_frames, info.height, info.width, info.fps) == (20, 720, 1280, fps)
