@@ -88,40 +88,51 @@ def amortised(with_grad: float, without_grad: float, every: int) -> float:
     return (with_grad + (every - 1) * without_grad) / every
 
 
-def real_flop_ratio(name: str) -> tuple[float, float, float]:
-    """FLOPs of both steps for the real configs (Wan2.1 I2V 14B: 17 frames 480x832; SVD-XT: 14 frames 576x1024),
-    counted on the meta device (no weights, no compute). Returns TFLOP of (GenProp step with L_grad, GenProp
-    step without the perturbed pass, full fine-tuning step)."""
+def real_model(name: str):
+    """GenProp around the real config on the meta device (no weights) and one input batch for it.
+
+    Wan2.1 I2V 14B: 17 frames at 480x832 (5 latent frames of 60x104); SVD-XT: 14 frames at 576x1024.
+    Call inside ``torch.device("meta")``. Returns (model, batch as in :func:`make_batch`, denoiser).
+    """
     from genprop.models.backbones import SVDBackbone, WanBackbone
     from genprop.models.backbones.latent_maps import PixelUnshuffleLatents
 
+    lm = PixelUnshuffleLatents(8)  # a stand-in with the VAE's grid; the VAE is not part of the step
+    if name == "wan":
+        cfg = WanBackboneConfig()
+        lm.temporal_factor = 4
+        bb = WanBackbone(cfg, WanBackbone.build_transformer(cfg), lm)
+        b, t, h, w, c, frames = 1, 5, 60, 104, 16, 17
+        cond = dict(prompt_embeds=torch.randn(b, 512, 4096), negative_prompt_embeds=torch.randn(b, 512, 4096),
+                    image_embeds=torch.randn(b, 257, 1280), condition=torch.randn(b, t, 20, h, w))
+        denoiser = bb.transformer
+    else:
+        cfg = SVDBackboneConfig()
+        bb = SVDBackbone(cfg, SVDBackbone.build_unet(cfg), lm, image_encoder=None)
+        b, t, h, w, c, frames = 1, 14, 72, 128, 4, 14
+        cond = dict(image_embeds=torch.randn(b, 1, 1024), image_latents=torch.randn(b, 4, h, w),
+                    added_time_ids=torch.randn(b, 3))
+        denoiser = bb.unet
+    model = GenPropModel(GenPropConfig(backbone=cfg), backbone=bb).train()
+    x, ts, mask = torch.randn(b, t, c, h, w), torch.full((b,), 0.5), torch.ones(b, t, 1, h, w)
+    batch = dict(x=x, t=ts, target=x, cond=cond, src=x, tasks=torch.ones(b).long(), latent_mask=mask,
+                 mpd_target=torch.ones(b, frames, h, w), frames=frames)
+    return model, batch, denoiser
+
+
+def real_flop_ratio(name: str) -> tuple[float, float, float]:
+    """FLOPs of both steps for the real configs, counted on the meta device (no weights, no compute).
+
+    Returns TFLOP of (GenProp step with L_grad, GenProp step without the perturbed pass, full fine-tuning step).
+    """
     with torch.device("meta"):
-        lm = PixelUnshuffleLatents(8)  # a stand-in with the VAE's grid; the VAE is not part of the step
-        if name == "wan":
-            cfg = WanBackboneConfig()
-            lm.temporal_factor = 4
-            bb = WanBackbone(cfg, WanBackbone.build_transformer(cfg), lm)
-            b, t, h, w, c, frames = 1, 5, 60, 104, 16, 17
-            cond = dict(prompt_embeds=torch.randn(b, 512, 4096), image_embeds=torch.randn(b, 257, 1280),
-                        condition=torch.randn(b, t, 20, h, w))
-            denoiser = bb.transformer
-        else:
-            cfg = SVDBackboneConfig()
-            bb = SVDBackbone(cfg, SVDBackbone.build_unet(cfg), lm, image_encoder=None)
-            b, t, h, w, c, frames = 1, 14, 72, 128, 4, 14
-            cond = dict(image_embeds=torch.randn(b, 1, 1024), image_latents=torch.randn(b, 4, h, w),
-                        added_time_ids=torch.randn(b, 3))
-            denoiser = bb.unet
-        model = GenPropModel(GenPropConfig(backbone=cfg), backbone=bb).train()
-        x, ts, mask = torch.randn(b, t, c, h, w), torch.full((b,), 0.5), torch.ones(b, t, 1, h, w)
-        batch = dict(x=x, t=ts, target=x, cond=cond, src=x, tasks=torch.ones(b).long(), latent_mask=mask,
-                     mpd_target=torch.ones(b, frames, h, w), frames=frames)
+        model, batch, denoiser = real_model(name)
         f_gp = flops(lambda: genprop_step(model, None, batch))
         f_gp0 = flops(lambda: genprop_step(model, None, batch, delta=0.0))
         for p in denoiser.parameters():
             p.requires_grad_(True)
         model.zero_grad(set_to_none=True)
-        f_ft = flops(lambda: full_step(bb, None, batch))
+        f_ft = flops(lambda: full_step(model.backbone, None, batch))
     return f_gp / 1e12, f_gp0 / 1e12, f_ft / 1e12
 
 

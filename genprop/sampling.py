@@ -52,7 +52,8 @@ def sample_latents(backbone, cond: dict[str, torch.Tensor], shape: tuple[int, ..
         task_ids = task_ids if task_ids is not None else torch.zeros(shape[0], dtype=torch.long, device=device)
         sce_in = torch.cat([sce_latents] * 2) if do_cfg else sce_latents
         task_in = torch.cat([task_ids] * 2) if do_cfg else task_ids
-    for t in scheduler.timesteps:
+    last = len(scheduler.timesteps) - 1
+    for i, t in enumerate(scheduler.timesteps):
         # 1. batch the unconditional and conditional passes
         x = torch.cat([latents] * 2) if do_cfg else latents
         if hasattr(scheduler, "scale_model_input"):
@@ -62,7 +63,8 @@ def sample_latents(backbone, cond: dict[str, torch.Tensor], shape: tuple[int, ..
         if model is None:
             pred = backbone(x, ts, cond_in)
         else:
-            pred = model(x, ts, cond_in, sce_in, task_in, num_frames=num_frames).prediction
+            # the MPD's mask is only read after the last step: skip it on the others
+            pred = model(x, ts, cond_in, sce_in, task_in, num_frames=num_frames, predict_mask=i == last).prediction
         # 3. guidance and the scheduler step
         if do_cfg:
             uncond, cond_pred = pred.chunk(2)

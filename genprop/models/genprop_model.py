@@ -99,7 +99,7 @@ class GenPropOutput:
 
     Attributes:
         prediction (Tensor): (B, T_lat, C, h, w) G's raw output, in the backbone's parameterisation.
-        mask (Tensor): (B, T_video, h, w) the MPD's mask prediction.
+        mask (Tensor | None): (B, T_video, h, w) the MPD's mask prediction (None when not asked for).
         sce_features (list[Tensor]): the injections (what the SCE adds to G), each as a grid (B, T_lat, C_i, h_i, w_i).
         sce_features_perturbed (list[Tensor] | None): the same for the masked-perturbed source latents.
         delta (float): the perturbation size used (0 when there was no perturbed pass).
@@ -173,7 +173,8 @@ class GenPropModel(nn.Module):
 
     def forward(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict[str, torch.Tensor],
                 sce_latents: torch.Tensor, task_ids: torch.Tensor, perturb_mask: torch.Tensor | None = None,
-                perturb_delta: float = 0.0, num_frames: int | None = None) -> GenPropOutput:
+                perturb_delta: float = 0.0, num_frames: int | None = None,
+                predict_mask: bool = True) -> GenPropOutput:
         """G's prediction guided by the SCE, and the MPD's mask.
 
         Args:
@@ -185,6 +186,8 @@ class GenPropModel(nn.Module):
             perturb_mask (Tensor | None): (B, T_lat, 1, h, w) where to perturb the SCE input for L_grad.
             perturb_delta (float, default 0): the perturbation size; 0 skips the perturbed pass.
             num_frames (int | None): video frames of the clip (crops the MPD's output of a padded clip).
+            predict_mask (bool, default True): run the MPD; the sampler skips it on every step but the last,
+                whose mask is the only one it uses (``mask`` is then None).
         """
         bb = self.backbone
         # 1. G's conditioning and input layer
@@ -200,7 +203,7 @@ class GenPropModel(nn.Module):
             perturbed = self._sce(bb.sce_input(model_input, shifted, cond), ctx, g_hidden, task_emb)
         # 4. G's blocks with the injections added, then the MPD on G's penultimate block
         prediction, penultimate = bb.trunk(ctx, g_hidden, injections)
-        mask = self.mpd(bb, ctx, penultimate, task_emb, num_frames)
+        mask = self.mpd(bb, ctx, penultimate, task_emb, num_frames) if predict_mask else None
 
         def grids(inj):
             return [bb.feature_grid(t, ctx) for block in inj for t in block]
@@ -210,18 +213,23 @@ class GenPropModel(nn.Module):
                              delta=float(perturb_delta) if perturbed is not None else 0.0)
 
     # ---------------------------------------------------------------------------- checkpoints
-    def save_pretrained(self, directory: str) -> None:
+    def save_pretrained(self, directory: str, weights: dict[str, torch.Tensor] | None = None) -> None:
         """Write ``genprop_config.json`` and the trainable weights as ``genprop_trainable.safetensors``.
 
         Args:
             directory (str): a local directory (created if missing).
+            weights (dict[str, Tensor] | None): trainable tensors to write instead of the live ones (e.g. the EMA;
+                keys as :meth:`trainable_state_dict`).
         """
         from safetensors.torch import save_file
 
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, CONFIG_NAME), "w") as f:
             json.dump(self.config.to_dict(), f, indent=2, sort_keys=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        source = weights if weights is not None else self.trainable_state_dict()
+        if weights is not None and set(weights) != set(self.trainable_state_dict()):
+            raise CheckpointError("weights to save do not match the model's trainable tensors")
+        tensors = {k: v.detach().contiguous().cpu() for k, v in source.items()}
         save_file(tensors, os.path.join(directory, WEIGHTS_NAME),
                   metadata={"format": FORMAT, "backbone": self.config.backbone_kind})
 

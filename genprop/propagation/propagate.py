@@ -77,7 +77,8 @@ class _MaskRecorder:
 
     def __call__(self, *args, **kwargs):
         out = self.model(*args, **kwargs)
-        self.mask = out.mask[-self.batch:]  # CFG batches [uncond, cond]: the last B rows are conditional
+        if out.mask is not None:  # the sampler asks for the mask on its last step only
+            self.mask = out.mask[-self.batch:]  # CFG batches [uncond, cond]: the last B rows are conditional
         return out
 
 

@@ -52,3 +52,29 @@ def test_wan_vae_sampling_keeps_frame_count():
     lat = sample_latents(model.backbone, model.backbone.encode_condition(video[:, 0], "x", num_frames=17),
                          (1, 5, 16, 4, 4), generator=torch.Generator().manual_seed(0), num_steps=1)
     assert lat.shape == (1, 5, 16, 4, 4)
+
+
+def test_sampler_runs_the_mask_decoder_on_the_last_step_only():
+    model = make_model("wan").eval()
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(1, 5, 3, 32, 32, generator=g) * 2 - 1
+    asked = []
+    orig = model.mpd.forward
+
+    def spy(*args, **kwargs):
+        asked.append(True)
+        return orig(*args, **kwargs)
+
+    model.mpd.forward = spy
+    steps = model.backbone.config.num_steps
+    propagate(model, video, video[:, 0], "a cat", seed=0, num_steps=steps)
+    assert len(asked) == 1  # one MPD call in `steps` denoiser calls
+    # skipping the MPD leaves the prediction unchanged
+    lat = model.backbone.encode_video(video)
+    cond = model.backbone.encode_condition(video[:, 0], "a cat", num_frames=5)
+    t = torch.full((1,), 500.0)
+    with torch.no_grad():
+        full = model(lat, t, cond, lat, torch.zeros(1, dtype=torch.long), num_frames=5)
+        lean = model(lat, t, cond, lat, torch.zeros(1, dtype=torch.long), num_frames=5, predict_mask=False)
+    assert lean.mask is None and full.mask is not None
+    assert torch.equal(full.prediction, lean.prediction)
