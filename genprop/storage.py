@@ -104,20 +104,28 @@ def makedirs(url: str) -> None:
     # Object stores have no directories; nothing to do.
 
 
+@contextlib.contextmanager
+def _atomic_local(path: str) -> Iterator[str]:
+    """A temporary path beside ``path``; renamed onto ``path`` on success, removed on failure."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_bytes(url: str, data: bytes) -> None:
     """Write ``data`` to ``url`` atomically (temp file + rename locally; one PUT remotely)."""
     fs, path = filesystem(url)
     if is_local(url):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with _atomic_local(path) as tmp, open(tmp, "wb") as f:
+            f.write(data)
     else:
         fs.pipe_file(path, data)
 
@@ -130,16 +138,8 @@ def put_file(local: str, url: str) -> None:
     """Copy the local file ``local`` to ``url`` atomically."""
     fs, path = filesystem(url)
     if is_local(url):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-        os.close(fd)
-        try:
+        with _atomic_local(path) as tmp:
             shutil.copyfile(local, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
     else:
         fs.put_file(local, path)
 

@@ -223,7 +223,13 @@ def _rgb(frame) -> np.ndarray:
     return a
 
 
-def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_frame(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an (H, W, 3) frame the way every genprop reader does: INTER_AREA when shrinking, else linear.
+
+    Args:
+        img (np.ndarray): (H, W, 3) uint8.
+        height, width (int): the output size.
+    """
     h, w = img.shape[:2]
     if (h, w) == (height, width):
         return img
@@ -268,7 +274,7 @@ def decord_decoder(path: str, indices: Sequence[int], out: np.ndarray, chunk_fra
                     frame = vr.next()
             except (StopIteration, IndexError):
                 raise EOFError(f"the stream ended before frame {i}") from None
-            pos, img = i, _resize(_rgb(frame), height, width)
+            pos, img = i, resize_frame(_rgb(frame), height, width)
         buf[len(dest)] = img
         dest.append(k)
         if len(dest) == len(buf):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable, Sequence
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -21,6 +20,7 @@ from genprop import masks as masklib
 from genprop import storage
 from genprop.datasets.record import VideoRecord
 from genprop.errors import AnnotationError, ImageReadError
+from genprop.video import resize_frame
 
 FRAME_EXTS = (".jpg", ".jpeg")
 ANNOTATION_EXTS = (".png",)
@@ -73,15 +73,6 @@ def image_size(url: str) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    # The interpolation genprop.video.decode uses, so a clip resizes alike from JPEGs or an mp4.
-    h, w = img.shape[:2]
-    if (h, w) == (height, width):
-        return img
-    shrink = height <= h and width <= w
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
 def ids_in(id_map: np.ndarray) -> tuple[int, ...]:
     """Non-background ids present in an id map, sorted."""
     return tuple(int(i) for i in np.unique(id_map) if i != 0)
@@ -121,7 +112,7 @@ class ImageSequenceLoader:
             if img.shape[:2] != (record.height, record.width):
                 raise ImageReadError(url, f"frame is {img.shape[0]}x{img.shape[1]} but the video "
                                           f"is {record.height}x{record.width}")
-            return img if size is None else _resize(img, *size)
+            return img if size is None else resize_frame(img, *size)
 
         out = parallel_map(read, indices)
         if not out:
