@@ -31,3 +31,47 @@ def resolve_config(path: str) -> str:
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+SECTIONS = ("shards", "train")
+
+
+def load_section(cls, url: str, section: str, overrides: dict | None = None):
+    """Load stage ``section`` of a deployment YAML (``shards:``, ``train:``) into dataclass ``cls``.
+
+    A deployment file holds one section per stage, so one file describes a whole run; a flat file (the
+    fields of ``cls`` at top level) still loads as that stage's config.
+
+    Args:
+        cls (type): the stage's config dataclass.
+        url (str): the YAML file.
+        section (str): the stage's section name.
+        overrides (dict | None): values that win over the file (None values ignored).
+    """
+    import yaml
+
+    from genprop import configs
+
+    try:
+        data = yaml.safe_load(storage.read_text(url)) or {}
+    except FileNotFoundError:
+        raise configs.ConfigError(f"{url}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise configs.ConfigError(f"{url}: not valid YAML ({e})") from e
+    where = url
+    if isinstance(data, dict) and any(k in data for k in SECTIONS):
+        unknown = sorted(set(data) - set(SECTIONS))
+        if unknown:
+            raise configs.ConfigError(f"{url}: unknown section(s) {unknown}; known sections: {list(SECTIONS)}")
+        data, where = data.get(section) or {}, f"{url}:{section}"
+    if overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return configs.from_dict(cls, data, where=where)
+
+
+def has_section(url: str, section: str) -> bool:
+    """True when the YAML at ``url`` is a deployment file with a ``section:`` section."""
+    import yaml
+
+    data = yaml.safe_load(storage.read_text(url)) or {}
+    return isinstance(data, dict) and isinstance(data.get(section), dict)

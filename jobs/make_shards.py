@@ -13,15 +13,14 @@ import argparse
 import json
 import sys
 
-from genprop import configs
 from genprop.configs import ConfigError
 from genprop.shards import ConfigMismatchError, ShardsConfig
-from jobs.common import resolve_config, setup_logging
+from jobs.common import load_section, resolve_config, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.make_shards", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="tiny.yaml", help="YAML config (ShardsConfig fields); default tiny.yaml")
+    p.add_argument("--config", default="tiny.yaml", help="YAML config (its shards: section, or ShardsConfig fields at top level); default tiny.yaml")
     p.add_argument("--input", default=None, help="dataset root URL (default: the config's; '' = procedural world)")
     p.add_argument("--output", default=None, help="output URL for shards, manifest and _SUCCESS")
     p.add_argument("--limit", type=int, default=None, help="use only the first N videos (smoke runs)")
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     try:
-        config = configs.load(ShardsConfig, resolve_config(args.config),
+        config = load_section(ShardsConfig, resolve_config(args.config), "shards",
                               overrides={"input": args.input, "output": args.output, "limit": args.limit,
                                          "seed": args.seed})
     except (ConfigError, FileNotFoundError) as e:

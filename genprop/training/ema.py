@@ -39,8 +39,10 @@ class EMA:
         if missing:
             raise KeyError(f"EMA state lacks {sorted(missing)[:5]}")
         self.num_updates = int(state["num_updates"])
+        from genprop.training.fsdp import copy_into
+
         for k in self.shadow:
-            self.shadow[k].copy_(state["shadow"][k])
+            copy_into(self.shadow[k], state["shadow"][k])
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The averaged weights, each in its parameter's dtype."""

@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from genprop.training.config import TrainConfig
 from genprop.training.ema import EMA
+from genprop.training.fsdp import copy_into, full_tensor, reshard_optimizer_state
 from genprop.training.objectives import GenPropObjective, I2VObjective, unwrap
 from genprop.training.optim import make_optimizer
 
@@ -82,7 +83,7 @@ class Trainer:
             samples += batch["target_latents"].shape[0]
         params = list(self.named_trainable.values())
         clip = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        grad_norm = float(full_tensor(torch.nn.utils.clip_grad_norm_(params, clip)))
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
@@ -102,7 +103,7 @@ class Trainer:
         """Everything needed to resume exactly: trainable weights, optimiser, schedule, EMA, step, RNG."""
         return {
             "step": self.step,
-            "trainable": {k: p.detach().cpu() for k, p in self.named_trainable.items()},
+            "trainable": {k: full_tensor(p.detach()).cpu() for k, p in self.named_trainable.items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -116,8 +117,9 @@ class Trainer:
             raise KeyError(f"checkpoint lacks trainable tensors {sorted(missing)[:5]}")
         with torch.no_grad():
             for k, p in self.named_trainable.items():
-                p.copy_(state["trainable"][k].to(p.device, p.dtype))
+                copy_into(p, state["trainable"][k])
         self.optimizer.load_state_dict(state["optimizer"])
+        reshard_optimizer_state(self.optimizer)
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
@@ -125,7 +127,8 @@ class Trainer:
         self.step = int(state["step"])
 
     def ema_weights(self) -> dict[str, torch.Tensor]:
-        """The EMA weights (or the live ones when EMA is off), keyed as the model's state_dict."""
+        """The EMA weights (or the live ones when EMA is off), keyed as the model's state_dict; whole tensors
+        under FSDP (collective: call on every rank)."""
         if self.ema is not None:
-            return self.ema.weights()
-        return {k: p.detach().clone() for k, p in self.named_trainable.items()}
+            return {k: full_tensor(v) for k, v in self.ema.weights().items()}
+        return {k: full_tensor(p.detach()).clone() for k, p in self.named_trainable.items()}

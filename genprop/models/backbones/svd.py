@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genprop.models.backbones.export import load_extras, save_backbone
 from genprop.models.backbones.interface import TrainingSample, call_block, freeze, seeded
 from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, SVDVaeLatents
 
@@ -128,6 +129,10 @@ class SVDBackbone(nn.Module):
         """The diffusers denoiser (what the ``i2v`` objective trains)."""
         return self.unet
 
+    def save_pretrained(self, directory: str, weights: dict | None = None) -> None:
+        """Write a folder ``build`` loads back via ``config.pretrained`` (see ``backbones/export.py``)."""
+        save_backbone(self, directory, weights)
+
     # ----------------------------------------------------------------------------------- building
     @staticmethod
     def build_unet(config: SVDBackboneConfig) -> nn.Module:
@@ -160,7 +165,9 @@ class SVDBackbone(nn.Module):
             latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
         else:
             raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
-        return cls(config, unet, latent_map, enc)
+        backbone = cls(config, unet, latent_map, enc)
+        load_extras(backbone, config.pretrained)  # learned null embedding of an exported world backbone
+        return backbone
 
     # ------------------------------------------------------------------------- data and condition
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:

@@ -12,12 +12,14 @@ timestep 1000 s with s shifted by ``flow_shift`` (3.0 for 480P); sampling with
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genprop.models.backbones.export import load_extras, save_backbone
 from genprop.models.backbones.interface import TrainingSample, call_block, freeze, seeded
 from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, WanVaeLatents, latent_frame_count
 from genprop.models.backbones.svd import CLIP_MEAN, CLIP_STD
@@ -145,6 +147,10 @@ class WanBackbone(nn.Module):
         """The diffusers denoiser (what the ``i2v`` objective trains)."""
         return self.transformer
 
+    def save_pretrained(self, directory: str, weights: dict | None = None) -> None:
+        """Write a folder ``build`` loads back via ``config.pretrained`` (see ``backbones/export.py``)."""
+        save_backbone(self, directory, weights)
+
     # ----------------------------------------------------------------------------------- building
     @staticmethod
     def build_transformer(config: WanBackboneConfig) -> nn.Module:
@@ -166,7 +172,8 @@ class WanBackbone(nn.Module):
                 transformer = WanTransformer3DModel.from_pretrained(p, subfolder="transformer")
                 vae = AutoencoderKLWan.from_pretrained(p, subfolder="vae") if config.latent_map == "vae" else None
                 text = UMT5EncoderModel.from_pretrained(p, subfolder="text_encoder") if config.text_encoder else None
-                if text is not None:
+                # an exported tiny backbone has no tokenizer files (it uses the byte tokenizer)
+                if text is not None and not (os.path.isdir(p) and not os.path.isdir(os.path.join(p, "tokenizer"))):
                     from transformers import AutoTokenizer
 
                     tok = AutoTokenizer.from_pretrained(p, subfolder="tokenizer")
@@ -182,7 +189,9 @@ class WanBackbone(nn.Module):
             latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
         else:
             raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
-        return cls(config, transformer, latent_map, text, tok, image)
+        backbone = cls(config, transformer, latent_map, text, tok, image)
+        load_extras(backbone, config.pretrained)  # learned null text embedding of an exported world backbone
+        return backbone
 
     # ------------------------------------------------------------------------- data and condition
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,78 @@
+"""FSDP for large backbones: the frozen backbone replicated (bf16 on GPU), the trainable parts sharded in fp32.
+
+GenProp trains the SCE, MPD and task embeddings; the backbone G is frozen. Sharding G would only save its
+(bf16, gradient-free) weights, while the trainable copy of N blocks plus AdamW's two fp32 moments is what
+outgrows a GPU at 14B. So ``shard_model`` casts G to bf16 (on CUDA; CPU runs keep fp32 because the trainer
+autocasts only on CUDA) and keeps it out of FSDP (``ignored_params``), and shards each trainable part with
+FSDP2's ``fully_shard`` in fp32. For ``i2v`` every denoiser block is sharded and the frozen encoders ignored.
+Parameter names are unchanged (FSDP2 swaps parameters for DTensors in place), so the EMA, checkpoints and
+``save_pretrained`` keep their keys; :func:`full_tensor` / :func:`copy_into` convert at those edges.
+Collective: every rank must call :func:`full_tensor` on the same tensors in the same order.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def is_sharded(t) -> bool:
+    """True for a DTensor (a parameter or state FSDP2 sharded)."""
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(t, DTensor)
+
+
+def full_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a DTensor (an all-gather: call on every rank), or ``t`` itself."""
+    return t.full_tensor() if is_sharded(t) else t
+
+
+def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """``dst.copy_(src)`` where ``dst`` may be a DTensor shard and ``src`` the whole tensor."""
+    if is_sharded(dst):
+        from torch.distributed.tensor import distribute_tensor
+
+        src = distribute_tensor(src.to(dst.device, dst.dtype), dst.device_mesh, dst.placements)
+    dst.copy_(src.to(dst.device, dst.dtype) if not is_sharded(src) else src)
+
+
+def reshard_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """After loading a whole (gathered) optimiser state: shard each moment like its DTensor parameter."""
+    from torch.distributed.tensor import distribute_tensor
+
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for k, v in state.items():
+                if is_sharded(p) and torch.is_tensor(v) and not is_sharded(v) and v.shape == p.shape:
+                    state[k] = distribute_tensor(v.to(p.device), p.device_mesh, p.placements)
+
+
+def shard_model(model: nn.Module, objective: str, device: torch.device) -> nn.Module:
+    """Wrap ``model`` in place for FSDP and return it (requires an initialised process group).
+
+    Args:
+        model (nn.Module): a ``GenPropModel`` (``genprop``) or a backbone adapter (``i2v``), on ``device``.
+        objective (str): "genprop" or "i2v".
+        device (torch.device): the worker's device (bf16 backbone on CUDA only).
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    if objective == "genprop":
+        backbone = model.backbone
+        if device.type == "cuda":
+            backbone.to(torch.bfloat16)  # frozen: no optimiser state, no gradients; half the memory
+        for part in (model.sce, model.mpd, model.task_embedding):
+            fully_shard(part)
+        fully_shard(model, ignored_params=set(backbone.parameters()))
+        return model
+    frozen = [getattr(model, n) for n in ("latent_map", "text_encoder", "image_encoder")
+              if getattr(model, n, None) is not None]
+    ignored = {p for m in frozen for p in m.parameters()}
+    blocks = getattr(model.denoiser, "blocks", None) or [*model.denoiser.down_blocks, model.denoiser.mid_block,
+                                                         *model.denoiser.up_blocks]
+    for block in blocks:
+        fully_shard(block)
+    fully_shard(model, ignored_params=ignored)
+    return model

@@ -1,0 +1,81 @@
+"""The training job's configuration (the ``train:`` section of ``jobs/configs/*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genprop.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainJobConfig:
+    """Everything ``python -m jobs.train`` needs besides the shards' own config.
+
+    The backbone is the one the shards were made with (their ``config.json``); training never guesses it.
+
+    Args:
+        shards (str, default ""): the shard output to train on; "" = the ``shards:`` section's ``output``.
+        output (str, default ""): run root: ``checkpoints/``, ``metrics.jsonl``, ``validation/``, ``model/``.
+        train (TrainConfig): objective and optimiser settings.
+        sce_blocks (int | None, default None): GenProp SCE depth (None = a quarter of the blocks).
+        task_dim (int, default 256): task embedding width.
+        model_seed (int, default 0): seeds GenProp's new layers.
+        backbone_pretrained (str | None, default None): backbone weights: local directory, hub id or object-store
+            URL (copied once per node); None = the shards' ``backbone.pretrained`` (or built from config).
+        batch_size (int, default 1): samples per micro-batch per worker.
+        shuffle_buffer (int, default 16): per-worker shuffle buffer.
+        prefetch_batches (int, default 4): batches each worker decodes ahead.
+        num_workers (int, default 2): Ray Train workers.
+        use_gpu (bool, default False): one GPU per worker (NCCL); otherwise CPU workers (gloo).
+        cpus_per_worker (float, default 0.5): CPUs per worker (fractional on small machines so Ray keeps one).
+        strategy (str, default "ddp"): "ddp", or "fsdp" (frozen backbone in bf16 replicated, trainable parts
+            sharded in fp32; for backbones that do not fit next to their optimiser state).
+        checkpoint_every (int, default 500): steps between checkpoints (the last step always checkpoints).
+        keep_checkpoints (int, default 3): checkpoints kept on storage.
+        max_failures (int, default 3): worker-group restarts before the run fails.
+        validate_every (int, default 500): steps between validations (0 = never).
+        val_samples (int, default 2): held-out samples (the first of the last shard; that shard is not trained on
+            when there are others).
+        val_steps (int, default 4): denoising steps of a validation sample.
+        log_every (int, default 1): steps between progress lines (metrics go to JSONL every step).
+        fail_at_step (int | None, default None): TEST HOOK: worker 1 exits the process after this step, once
+            (a marker file ``fail_marker`` records it fired).
+        fail_marker (str, default ""): TEST HOOK: the marker file.
+    """
+
+    shards: str = ""
+    output: str = ""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sce_blocks: int | None = None
+    task_dim: int = 256
+    model_seed: int = 0
+    backbone_pretrained: str | None = None
+    batch_size: int = 1
+    shuffle_buffer: int = 16
+    prefetch_batches: int = 4
+    num_workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 0.5
+    strategy: str = "ddp"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    max_failures: int = 3
+    validate_every: int = 500
+    val_samples: int = 2
+    val_steps: int = 4
+    log_every: int = 1
+    fail_at_step: int | None = None
+    fail_marker: str = ""
+
+    def __post_init__(self):
+        if self.strategy not in ("ddp", "fsdp"):
+            raise ValueError(f"strategy must be 'ddp' or 'fsdp', not {self.strategy!r}")
+        if self.num_workers < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise ValueError("num_workers, batch_size, checkpoint_every and keep_checkpoints must be >= 1")
+
+    @classmethod
+    def tiny(cls, **overrides) -> "TrainJobConfig":
+        """The CPU default: 2 workers of 0.5 CPU, a few steps, small GenProp, checkpoints every 2 steps."""
+        base = dict(train=TrainConfig.tiny(max_steps=4), sce_blocks=1, task_dim=16, checkpoint_every=2,
+                    keep_checkpoints=2, max_failures=1, validate_every=2, val_samples=1, val_steps=2)
+        return cls(**{**base, **overrides})

@@ -1,0 +1,208 @@
+"""What each Ray Train worker runs: build the model, wrap it (DDP/FSDP), resume, stream shards, step, checkpoint.
+
+Rank 0 also logs metrics (JSONL/TensorBoard, progress line), validates, writes checkpoints and, at the
+end, exports the EMA weights. Every worker calls ``ray.train.report`` at the same steps (it is a barrier).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import ray.train
+import torch
+import torch.distributed as dist
+
+from genprop import configs, storage
+from genprop.models import GenPropConfig, GenPropModel
+from genprop.models.backbones import build_backbone
+from genprop.models.weights_cache import resolve_pretrained
+from genprop.shards import ShardsConfig
+from genprop.training import Trainer
+from genprop.training.checkpoint import gather_train_state, load_train_state, save_train_state
+from genprop.training.data import BatchReader, collate, decode_training_sample
+from genprop.training.job_config import TrainJobConfig
+from genprop.training.metrics_log import MetricsLog
+from genprop.training.objectives import GenPropObjective, I2VObjective
+from genprop.training.shard_stream import ShardStream, StreamPosition, iter_tar_samples
+from genprop.training.validation import validate
+
+
+def upload_tree(local_dir: str, url: str) -> None:
+    """Copy every file under ``local_dir`` to ``url`` (each file atomically)."""
+    for root, _dirs, files in os.walk(local_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            storage.put_file(path, storage.join(url, os.path.relpath(path, local_dir).replace(os.sep, "/")))
+
+
+def build_model(job: TrainJobConfig, backbone_config) -> tuple[torch.nn.Module, dict]:
+    """The module the objective trains (GenProp, or the backbone for ``i2v``) and its config JSON.
+
+    Backbone weights come from ``job.backbone_pretrained`` or the shards' ``pretrained`` (a local directory,
+    hub id, or object-store URL copied once per node); the saved config keeps the reference as given.
+    """
+    ref = job.backbone_pretrained or backbone_config.pretrained
+    backbone_config = dataclasses.replace(backbone_config, pretrained=ref)
+    backbone = build_backbone(dataclasses.replace(backbone_config, pretrained=resolve_pretrained(ref)))
+    if job.train.objective == "i2v":
+        return backbone, {"backbone": backbone.kind, "backbone_config": dataclasses.asdict(backbone_config)}
+    config = GenPropConfig(backbone=backbone_config, sce_blocks=job.sce_blocks, task_dim=job.task_dim,
+                           seed=job.model_seed)
+    return GenPropModel(config, backbone=backbone), config.to_dict()
+
+
+def wrap_model(model: torch.nn.Module, job: TrainJobConfig) -> torch.nn.Module:
+    """DDP through Ray Train (gloo on CPU, NCCL on GPU), or FSDP with the frozen backbone in bf16."""
+    named = (GenPropObjective.trainable(model) if job.train.objective == "genprop"
+             else I2VObjective.trainable(model))
+    for p in named.values():  # before wrapping: DDP/FSDP see which parameters train
+        p.requires_grad_(True)
+    if job.strategy == "fsdp":
+        from genprop.training.fsdp import shard_model
+
+        return shard_model(model, job.train.objective, ray.train.torch.get_device())
+    return ray.train.torch.prepare_model(model, parallel_strategy="ddp" if dist.is_initialized() else None)
+
+
+def _all_mean(values: dict[str, float], device) -> dict[str, float]:
+    if not dist.is_initialized():
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return {k: float(v) / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+
+
+def _gather(obj) -> list:
+    if not dist.is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _validation_batch(url: str, n: int) -> dict | None:
+    samples = []
+    for raw in iter_tar_samples(url):
+        samples.append(decode_training_sample(raw))
+        if len(samples) == n:
+            break
+    return collate(samples) if samples else None
+
+
+def train_loop_per_worker(cfg: dict) -> None:
+    """The per-worker function given to ``TorchTrainer`` (``cfg`` from ``pipelines.train.make_trainer``)."""
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    job = configs.from_dict(TrainJobConfig, cfg["job"])
+    shards_config = configs.from_dict(ShardsConfig, cfg["shards_config"])
+    device = ray.train.torch.get_device()
+    torch.manual_seed(job.train.seed)
+    # 1. model (identical on every rank: built under fixed seeds) and its wrapper
+    model, model_json = build_model(job, shards_config.backbone_config())
+    wrapped = wrap_model(model.to(device), job)
+    trainer = Trainer(wrapped, job.train, rank=rank)
+    core = model
+    # 2. resume from the latest checkpoint (model, EMA, optimiser, schedule, step, RNG, data position)
+    position, skipped0 = StreamPosition(), 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            mine = load_train_state(d, trainer, rank)
+        position, skipped0 = StreamPosition(*mine["position"]), int(mine["skipped"])
+    # 3. this worker's shard stream, decoded and collated ahead of the step
+    stream = ShardStream(cfg["train_shards"], rank, world, job.train.seed, decode_training_sample,
+                         shuffle_buffer=job.shuffle_buffer, start=position)
+    reader = BatchReader(stream, job.batch_size, prefetch=job.prefetch_batches)
+    run_dir = tempfile.mkdtemp(prefix="genprop-train-")
+    log = val_batch = None
+    if rank == 0:
+        previous = None
+        if storage.exists(storage.join(job.output, "metrics.jsonl")):
+            previous = storage.read_text(storage.join(job.output, "metrics.jsonl"))
+        log = MetricsLog(run_dir, job.train.max_steps, previous, resume_step=trainer.step)
+        print(f"[train] rank 0 of {world}: {'resumed at' if checkpoint else 'starting at'} step {trainer.step} "
+              f"(data epoch {position.epoch}, offset {position.offset})", flush=True)
+    if cfg.get("val_shard") and job.validate_every and (rank == 0 or job.strategy == "fsdp"):
+        val_batch = _validation_batch(cfg["val_shard"], job.val_samples)
+    try:
+        while trainer.step < job.train.max_steps:
+            # 4. one optimiser step over grad_accum micro-batches
+            batches, wait = [], 0.0
+            for _ in range(job.train.grad_accum):
+                batch, position, w = reader.next()
+                batches.append({k: (v.to(device) if torch.is_tensor(v) else
+                                    {n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v)
+                                for k, v in batch.items()})
+                wait += w
+            m = trainer.train_step(batches, data_wait_s=wait)
+            step = trainer.step
+            # 5. metrics across workers: losses averaged, throughput summed
+            local = {k: v for k, v in m.items() if k not in ("step", "lr")}
+            local["skipped_samples"] = skipped0 + stream.skipped
+            mean = _all_mean(local, device)
+            metrics = {**mean, "step": step, "lr": m["lr"], "samples_per_s": mean["samples_per_s"] * world,
+                       "samples": mean["samples"] * world, "skipped_samples": mean["skipped_samples"] * world}
+            val = None
+            if val_batch is not None and job.validate_every and step % job.validate_every == 0:
+                val = validate(core, {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in val_batch.items()},
+                               job.train.objective, num_steps=job.val_steps, seed=job.train.seed)
+                metrics["val_psnr"] = val["psnr"]
+            if rank == 0:
+                log.log(metrics)
+                if step % job.log_every == 0 or step == job.train.max_steps:
+                    print(log.progress_line(metrics), flush=True)
+                if val is not None:
+                    storage.write_bytes(storage.join(job.output, "validation", f"step-{step:06d}.png"), val["strip"])
+            # 6. checkpoint: every rank's RNG and data position gathered; rank 0 writes, all report
+            if step % job.checkpoint_every == 0 or step == job.train.max_steps:
+                ranks = _gather({"generator": trainer.generator.get_state(), "position": [position.epoch,
+                                 position.offset], "skipped": skipped0 + stream.skipped})
+                _report(job, trainer, ranks, model_json, metrics, val, run_dir, rank)
+            if job.fail_at_step == step and rank == min(1, world - 1) and job.fail_marker \
+                    and not os.path.exists(job.fail_marker):
+                with open(job.fail_marker, "w") as f:  # TEST HOOK: die once, like a lost node
+                    f.write(f"killed after step {step}\n")
+                os._exit(1)
+        # 7. export the EMA weights (training is over: the live weights can be overwritten)
+        _export(job, trainer, core, rank)
+    finally:
+        reader.close()
+        if log is not None:
+            log.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _report(job, trainer, ranks, model_json, metrics, val, run_dir, rank) -> None:
+    step = trainer.step
+    name = f"checkpoint-{step:06d}"
+    gathered = gather_train_state(trainer)  # whole tensors (an all-gather under FSDP: every rank joins)
+    if rank != 0:
+        ray.train.report(metrics, checkpoint=None, checkpoint_dir_name=name)
+        return
+    upload_tree(run_dir, job.output)  # metrics.jsonl and TensorBoard events, before the checkpoint registers
+    with tempfile.TemporaryDirectory(prefix="genprop-ckpt-") as d:
+        save_train_state(d, trainer, ranks, extra={"job": configs.to_dict(job)}, gathered=gathered)
+        with open(os.path.join(d, "model_config.json"), "w") as f:
+            json.dump(model_json, f, indent=1, sort_keys=True)
+        if val is not None:
+            with open(os.path.join(d, "validation.png"), "wb") as f:
+                f.write(val["strip"])
+            with open(os.path.join(d, "validation.json"), "w") as f:
+                json.dump({"step": step, "psnr": val["psnr"], "psnr_per_sample": val["psnr_per_sample"]}, f)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d), checkpoint_dir_name=name)
+
+
+def _export(job: TrainJobConfig, trainer: Trainer, core: torch.nn.Module, rank: int) -> None:
+    """EMA weights -> ``<output>/model``: ``GenPropModel.save_pretrained`` or the backbone export (``i2v``)."""
+    ema = {k: v.detach().cpu() for k, v in trainer.ema_weights().items()}
+    if rank != 0:
+        return
+    with tempfile.TemporaryDirectory(prefix="genprop-export-") as d:
+        core.save_pretrained(d, weights=ema)  # GenPropModel or the backbone adapter: both take the EMA weights
+        upload_tree(d, storage.join(job.output, "model"))
+    print(f"[train] exported the EMA weights to {storage.join(job.output, 'model')}", flush=True)
