@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast gpu clean
+.PHONY: install demo test test-fast gpu gpu-wheels clean
 
 install: $(STAMP)
 
@@ -26,6 +26,16 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not slow and not gpu' $(PYTEST_ARGS)
+
+# Run on a lent GPU machine (torch with CUDA, no network): see scripts/gpu.sh.
+gpu:
+	bash scripts/gpu.sh
+
+# Here: the wheels the GPU machine lacks (Python 3.12), into .whl/ (git-ignored), for the device call to carry.
+gpu-wheels: $(STAMP)
+	rm -rf .whl && $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl diffusers av importlib-metadata
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -184,6 +184,7 @@ def test_memory_controls_bf16_tiling_offload():
     assert tiled.window == 5
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cpu_offload_on_cuda_keeps_components_on_cpu_and_reports_cuda_peak():
     model = GenPropModel(GenPropConfig.tiny("wan", latent_map="vae", encoders=True))
