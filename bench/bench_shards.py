@@ -83,7 +83,8 @@ def run_job(world: str, out: str, frames: int, size: int) -> dict:
 
     cfg = out + ".yaml"  # frames and size differ from tiny.yaml: a config file beside the output
     with open(cfg, "w") as f:
-        yaml.safe_dump(to_dict(dataclasses.replace(_config(world, out, frames, size), input="", output="")), f)
+        yaml.safe_dump({"shards": to_dict(dataclasses.replace(_config(world, out, frames, size), input="", output=""))},
+                       f)
     code = ("import ray; from jobs.make_shards import main; ray.init(num_cpus=2, log_to_driver=False); "
             f"main(['--config', {cfg!r}, '--input', {world!r}, '--output', {out!r}]); "
             "print('VMHWM_KB', [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
