@@ -73,19 +73,15 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from genprop.datasets import inspect_dataset
-    from genprop.datasets.procedural import WorldConfig, write_world
-    from genprop import storage
+    from jobs.dag import demo
 
-    world_url = storage.join(args.out, "world")
-    config = WorldConfig(videos=args.videos, frames=args.frames, height=128, width=128, seed=args.seed)
-    print(f"[1/2] procedural world -> {world_url}", flush=True)
-    summary = write_world(world_url, config)
-    print(f"      {len(summary['videos'])} videos, {len(summary['cases'])} benchmark cases", flush=True)
-    print(f"[2/2] inspect {world_url}", flush=True)
-    report = inspect_dataset(world_url)
-    _print_inspect_table(report)
-    return 0 if not report["bad"] else 1
+    return demo(args.out)
+
+
+def _cmd_s3_server(args: argparse.Namespace) -> int:
+    from genprop.s3_server import serve
+
+    return serve(port=args.port, buckets=args.bucket or ["genprop"])
 
 
 def run_job(module: str, argv: Sequence[str]) -> int:
@@ -160,12 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=lambda a: run_job("jobs.evaluate", a.job_args))
 
-    p = sub.add_parser("demo", help="the main job on the embedded default")
-    p.add_argument("--out", default="demo-out", help="output URL")
-    p.add_argument("--videos", type=int, default=4)
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    # -- the DAG (issue 8) --
+    p = sub.add_parser("dag", add_help=False, prefix_chars="\0",
+                       help="run the DAG world -> shards -> train -> propagate -> evaluate -> report, locally or "
+                            "as Ray jobs (= python -m jobs.dag; `genprop dag run --help`: options)")
+    p.add_argument("job_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda a: run_job("jobs.dag", a.job_args))
+
+    p = sub.add_parser("demo", help="the whole DAG on the embedded default (tiny.yaml, local Ray), then the "
+                                    "metric table and the report's path")
+    p.add_argument("--out", default="demo-out", help="output root URL (default demo-out)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("s3-server", help="a local S3-compatible endpoint on 127.0.0.1 for development (moto)")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--bucket", action="append", default=None, help="bucket to create (repeatable; default genprop)")
+    p.set_defaults(func=_cmd_s3_server)
     return parser
 
 

@@ -7,6 +7,7 @@ import os
 from importlib import resources
 
 from genprop import storage
+from genprop.dag.config import SECTIONS  # the sections of a deployment YAML: one per DAG stage, plus dag:
 
 
 def resolve_config(path: str) -> str:
@@ -33,11 +34,9 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-SECTIONS = ("shards", "train")
-
 
 def load_section(cls, url: str, section: str, overrides: dict | None = None):
-    """Load stage ``section`` of a deployment YAML (``shards:``, ``train:``) into dataclass ``cls``.
+    """Load stage ``section`` of a deployment YAML (``world:``, ``shards:``, ``train:``, ``propagate:``, ...) into dataclass ``cls``.
 
     A deployment file holds one section per stage, so one file describes a whole run; a flat file (the
     fields of ``cls`` at top level) still loads as that stage's config.

@@ -1,6 +1,6 @@
 """Evaluate GenProp's predictions and the classical baselines on benchmark cases; write metrics.json and report.html.
 
-    python -m jobs.evaluate --cases URL --predictions URL --out URL [--clip DIR] [--limit N]
+    python -m jobs.evaluate --cases URL --predictions URL --out URL [--clip DIR] [--limit N] [--config FILE]
 
 ``--cases`` is a procedural world (or its ``cases/``); predictions are ``<predictions>/<case_id>.mp4``
 (+ ``_mask.mp4``), e.g. the output of ``jobs.propagate``. CLIP metrics need ``--clip`` (a local
@@ -15,12 +15,30 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 from genprop import storage
+from genprop.configs import ConfigError
 from genprop.metrics import ClipScorer
 from genprop.report import METHODS, METRICS, case_dirs, load_case, run_methods, score, summarise, write_report
 from genprop.report.plots import mean_metrics_plot, per_case_plot
-from jobs.common import setup_logging
+from jobs.common import load_section, resolve_config, setup_logging
+
+
+@dataclass(frozen=True)
+class EvaluateJobConfig:
+    """The ``evaluate:`` section of a deployment YAML.
+
+    Args:
+        clip (str | None, default None): local ``CLIPModel`` directory for CLIP-T/CLIP-I (None = those are null,
+            unless ``--clip`` or ``$GENPROP_CLIP_PATH`` gives one).
+    """
+
+    clip: str | None = None
+
+    @classmethod
+    def tiny(cls) -> "EvaluateJobConfig":
+        return cls()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,9 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output URL (metrics.json, report.html, report_files/)")
     p.add_argument("--clip", default=os.environ.get("GENPROP_CLIP_PATH"), help="local CLIPModel directory")
     p.add_argument("--limit", type=int, default=None, help="first N cases only (smoke runs)")
+    p.add_argument("--config", default=None, help="deployment YAML (its evaluate: section); optional")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
+    if args.config:
+        try:
+            job = load_section(EvaluateJobConfig, resolve_config(args.config), "evaluate")
+        except (ConfigError, FileNotFoundError) as e:
+            print(f"jobs.evaluate: {e}", file=sys.stderr)
+            return 2
+        args.clip = args.clip or job.clip
     start = time.perf_counter()
     dirs = case_dirs(args.cases)
     if not dirs:

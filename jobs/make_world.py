@@ -12,14 +12,13 @@ import dataclasses
 import json
 import sys
 
-from genprop import configs
 from genprop.datasets.procedural import WorldConfig, write_world
-from jobs.common import resolve_config, setup_logging
+from jobs.common import load_section, resolve_config, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.make_world", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="world-tiny.yaml", help="YAML config (WorldConfig fields)")
+    p.add_argument("--config", default="world-tiny.yaml", help="YAML config (its world: section, or WorldConfig fields at top level)")
     p.add_argument("--out", required=True, help="output URL")
     p.add_argument("--videos", type=int, default=None)
     p.add_argument("--frames", type=int, default=None)
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    config = configs.load(WorldConfig, resolve_config(args.config),
+    config = load_section(WorldConfig, resolve_config(args.config), "world",
                           overrides={"videos": args.videos, "frames": args.frames, "seed": args.seed})
     if args.limit is not None:
         config = dataclasses.replace(config, videos=min(config.videos, args.limit))

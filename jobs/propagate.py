@@ -1,6 +1,10 @@
 """Batch propagation over a manifest on Ray Data.
 
     python -m jobs.propagate --config propagate-tiny.yaml --manifest URL --output URL [--model URL] [--limit N]
+    python -m jobs.propagate --config tiny.yaml --cases WORLD --output URL [--model URL] [--limit N]
+
+``--cases`` runs a procedural world's benchmark cases (the DAG's propagate stage): the manifest is built
+from ``<world>/cases`` and kept as ``<output>/_manifest.jsonl``.
 
 Writes ``<output>/<id>.mp4`` and ``<id>_mask.mp4`` per row (``<id>_track.mp4`` for colour fill),
 skips rows already done, records bad rows with their reason, and ends with ``<output>/_summary.json``.
@@ -16,11 +20,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from genprop import configs, storage
+from genprop import storage
+from genprop.configs import ConfigError
+from genprop.dag.cases import cases_manifest
 from genprop.errors import DataError
 from genprop.propagation.config import PropagationConfig
 from genprop.propagation.manifest import read_manifest, row_problem
-from jobs.common import resolve_config, setup_logging
+from jobs.common import load_section, resolve_config, setup_logging
 
 
 @dataclass(frozen=True)
@@ -50,16 +56,31 @@ class PropagateJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.propagate", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="propagate-tiny.yaml", help="YAML config (PropagateJobConfig fields)")
-    p.add_argument("--manifest", required=True, help="CSV, JSONL or Parquet: id, video, edited_first_frame, prompt, task")
+    p.add_argument("--config", default="propagate-tiny.yaml",
+                   help="YAML config (its propagate: section, or PropagateJobConfig fields at top level)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="CSV, JSONL or Parquet: id, video, edited_first_frame, prompt, task")
+    src.add_argument("--cases", help="a procedural world (or its cases/): propagate its benchmark cases")
     p.add_argument("--output", required=True, help="output URL")
     p.add_argument("--model", default=None, help="checkpoint directory (overrides the config)")
     p.add_argument("--limit", type=int, default=None, help="first N manifest rows only (smoke runs)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    config = configs.load(PropagateJobConfig, resolve_config(args.config), overrides={"model": args.model})
+    try:
+        config = load_section(PropagateJobConfig, resolve_config(args.config), "propagate",
+                              overrides={"model": args.model})
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"jobs.propagate: {e}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
+    if args.cases:
+        args.manifest = storage.join(args.output, "_manifest.jsonl")
+        rows = cases_manifest(args.cases)
+        if not rows:
+            print(f"jobs.propagate: {args.cases}: no cases (expected cases/<case_id>/case.json)", file=sys.stderr)
+            return 2
+        storage.write_text(args.manifest, "".join(json.dumps(r) + "\n" for r in rows))
     try:
         rows = read_manifest(args.manifest)
     except DataError as e:
