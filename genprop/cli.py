@@ -91,6 +91,16 @@ def run_job(module: str, argv: Sequence[str]) -> int:
     return importlib.import_module(module).main(list(argv))
 
 
+def add_job_command(sub, name: str, module: str, help: str) -> None:
+    """A subcommand that is exactly ``python -m <module>``: every argument, ``--help`` included, goes to the job.
+
+    The subparser takes a prefix character no argument uses, so it sees every option as a plain string.
+    """
+    p = sub.add_parser(name, add_help=False, prefix_chars="\x01", help=help)
+    p.add_argument("job_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda args: run_job(module, args.job_args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genprop", description="Generative Video Propagation: carry a first-frame edit through a video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -118,21 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_model_info)
 
     # -- shards commands (issue 4) --
-    # Every argument (--help included) goes to the job, so `genprop shards` and `python -m jobs.make_shards`
-    # are the same command.
-    # prefix_chars no argument uses: this subparser sees every option as a plain string and passes it on.
-    p = sub.add_parser("shards", add_help=False, prefix_chars="\x01",
-                       help="make training shards (python -m jobs.make_shards; `genprop shards --help`: options)")
-    p.add_argument("job_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda args: run_job("jobs.make_shards", args.job_args))
+    add_job_command(sub, "shards", "jobs.make_shards",
+                    "make training shards (python -m jobs.make_shards; `genprop shards --help`: options)")
 
     # -- train command (issue 5) --
-    # Every argument (--help included) goes to the job, so `genprop train` and `python -m jobs.train` are the
-    # same command.
-    p = sub.add_parser("train", add_help=False, prefix_chars="\x01",
-                       help="train GenProp with Ray Train (python -m jobs.train; `genprop train --help`: options)")
-    p.add_argument("job_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda args: run_job("jobs.train", args.job_args))
+    add_job_command(sub, "train", "jobs.train",
+                    "train GenProp with Ray Train (python -m jobs.train; `genprop train --help`: options)")
 
     # -- propagation and evaluation commands (issue 7) --
     def _cmd_propagate(args: argparse.Namespace) -> int:
@@ -146,22 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_propagate_arguments(p)
     p.set_defaults(func=_cmd_propagate)
 
-    p = sub.add_parser("propagate-batch", add_help=False, prefix_chars="\0",
-                       help="batch propagation over a manifest on Ray (= python -m jobs.propagate)")
-    p.add_argument("job_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda a: run_job("jobs.propagate", a.job_args))
+    add_job_command(sub, "propagate-batch", "jobs.propagate",
+                    "batch propagation over a manifest on Ray (= python -m jobs.propagate)")
 
-    p = sub.add_parser("evaluate", add_help=False, prefix_chars="\0",
-                       help="metrics + baselines + HTML report over benchmark cases (= python -m jobs.evaluate)")
-    p.add_argument("job_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda a: run_job("jobs.evaluate", a.job_args))
+    add_job_command(sub, "evaluate", "jobs.evaluate",
+                    "metrics + baselines + HTML report over benchmark cases (= python -m jobs.evaluate)")
 
     # -- the DAG (issue 8) --
-    p = sub.add_parser("dag", add_help=False, prefix_chars="\0",
-                       help="run the DAG world -> shards -> train -> propagate -> evaluate -> report, locally or "
-                            "as Ray jobs (= python -m jobs.dag; `genprop dag run --help`: options)")
-    p.add_argument("job_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda a: run_job("jobs.dag", a.job_args))
+    add_job_command(sub, "dag", "jobs.dag", "run the DAG world -> shards -> train -> propagate -> evaluate -> "
+                    "report, locally or as Ray jobs (= python -m jobs.dag; `genprop dag run --help`: options)")
 
     p = sub.add_parser("demo", help="the whole DAG on the embedded default (tiny.yaml, local Ray), then the "
                                     "metric table and the report's path")

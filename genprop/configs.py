@@ -66,6 +66,20 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "<config>") ->
         raise ConfigError(f"{where}: {e}") from e
 
 
+def read_yaml(url: str) -> Any:
+    """Parse a YAML (or JSON) file from any URL; an empty file is ``{}``.
+
+    Raises:
+        ConfigError: the file is missing or is not valid YAML (the message names it).
+    """
+    try:
+        return yaml.safe_load(storage.read_text(url)) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{url}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{url}: not valid YAML ({e})") from e
+
+
 def load(cls: type[T], url: str, overrides: Mapping[str, Any] | None = None) -> T:
     """Read a YAML or JSON config file from any URL into ``cls``; ``overrides`` win over the file.
 
@@ -75,12 +89,7 @@ def load(cls: type[T], url: str, overrides: Mapping[str, Any] | None = None) -> 
         overrides (Mapping | None, default None): values that replace the file's (None values are
             ignored, so unset command-line flags do not clobber the file).
     """
-    try:
-        data = yaml.safe_load(storage.read_text(url)) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{url}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{url}: not valid YAML ({e})") from e
+    data = read_yaml(url)
     if overrides:
         data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return from_dict(cls, data, where=url)

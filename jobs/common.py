@@ -47,16 +47,9 @@ def load_section(cls, url: str, section: str, overrides: dict | None = None):
         section (str): the stage's section name.
         overrides (dict | None): values that win over the file (None values ignored).
     """
-    import yaml
-
     from genprop import configs
 
-    try:
-        data = yaml.safe_load(storage.read_text(url)) or {}
-    except FileNotFoundError:
-        raise configs.ConfigError(f"{url}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise configs.ConfigError(f"{url}: not valid YAML ({e})") from e
+    data = configs.read_yaml(url)
     where = url
     if isinstance(data, dict) and any(k in data for k in SECTIONS):
         unknown = sorted(set(data) - set(SECTIONS))
@@ -70,7 +63,7 @@ def load_section(cls, url: str, section: str, overrides: dict | None = None):
 
 def has_section(url: str, section: str) -> bool:
     """True when the YAML at ``url`` is a deployment file with a ``section:`` section."""
-    import yaml
+    from genprop import configs
 
-    data = yaml.safe_load(storage.read_text(url)) or {}
+    data = configs.read_yaml(url)
     return isinstance(data, dict) and isinstance(data.get(section), dict)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from genprop import configs, storage
+from genprop import configs
 
 # Every top-level key a deployment YAML may have.
 SECTIONS = ("dag", "world", "shards", "train", "propagate", "evaluate")
@@ -72,14 +72,7 @@ def load_deployment(url: str) -> Deployment:
     Raises:
         configs.ConfigError: unreadable file, unknown section or bad ``dag:`` value.
     """
-    import yaml
-
-    try:
-        data = yaml.safe_load(storage.read_text(url)) or {}
-    except FileNotFoundError:
-        raise configs.ConfigError(f"{url}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise configs.ConfigError(f"{url}: not valid YAML ({e})") from e
+    data = configs.read_yaml(url)
     if not isinstance(data, dict):
         raise configs.ConfigError(f"{url}: expected a mapping of sections {list(SECTIONS)}")
     unknown = sorted(set(data) - set(SECTIONS))
