@@ -23,6 +23,11 @@ class DataError(GenPropError):
         self.reason = reason
         super().__init__(f"{self.url}: {reason}")
 
+    def __reduce__(self):
+        # Rebuild from (url, reason): exceptions cross process boundaries (Ray tasks, spawned decoders) pickled,
+        # and the default reduce would call __init__ with the formatted message alone.
+        return type(self), (self.url, self.reason)
+
 
 class VideoDecodeError(DataError):
     """A video that is corrupt, truncated, empty or not a video at all."""

@@ -53,6 +53,18 @@ def local_path(url: str) -> str:
     return path
 
 
+def absolute(url: str) -> str:
+    """``url`` with a relative local path made absolute; URLs with a scheme are returned as they are.
+
+    Jobs resolve paths on the driver: Ray Train workers (and jobs with a ``working_dir``) run in another
+    directory, where a relative path names nothing.
+    """
+    url = str(url)
+    if not url or "://" in url:
+        return url
+    return os.path.abspath(url)
+
+
 def join(base: str, *parts: str) -> str:
     """Join URL parts with ``/`` (object stores use ``/`` whatever the OS)."""
     out = str(base).rstrip("/")

@@ -10,6 +10,7 @@ visible only when complete, and a rerun skips every shard whose manifest part ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -98,6 +99,9 @@ def make_shards(config: ShardsConfig) -> dict:
         ConfigMismatchError: the output holds shards of another config.
     """
     t0 = time.monotonic()
+    # Ray workers may run in another directory: resolve relative local paths on the driver.
+    config = dataclasses.replace(config, output=storage.absolute(config.output),
+                                 input=storage.absolute(config.input) if config.input else config.input)
     output = ShardOutput(config.output)
     h = output.claim(config)
     done = output.complete(h)

@@ -95,6 +95,10 @@ def propagate_rows(rows: list[dict], *, model_url: str | None, config: Propagati
 
     if not rows:
         return []
+    # actors may run in another directory: resolve relative local paths on the driver
+    output = storage.absolute(output)
+    model_url = storage.absolute(model_url) if model_url else model_url
+    rows = [{**r, **{k: storage.absolute(r[k]) for k in ("video", "edited_first_frame") if r.get(k)}} for r in rows]
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     ds = ds.map_batches(PropagateRows, batch_size=1, concurrency=max(1, min(actors, len(rows))),

@@ -12,6 +12,7 @@ times from the latest checkpoint, and the EMA weights end in ``<output>/model``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -79,6 +80,8 @@ def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None) -> d
     t0 = time.monotonic()
     if not job.shards or not job.output:
         raise ValueError("train needs a shards URL and an output URL")
+    # Ray Train workers run in their own directory: relative local paths must be resolved here.
+    job = dataclasses.replace(job, shards=storage.absolute(job.shards), output=storage.absolute(job.output))
     shard_set = check_shards(job.shards, expected_shards)
     print(f"[train] {len(shard_set.shards)} shards at {job.shards}: {shard_set.config.backbone_kind} backbone "
           f"{shard_set.backbone_hash}, latents {shard_set.latent_shape}; {job.num_workers} workers, "

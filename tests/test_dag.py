@@ -182,3 +182,12 @@ def test_dag_command_refuses_bad_arguments(tmp_path, capsys):
     assert main(["dag", "run", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert main(["dag", "run", "--config", write_config(tmp_path / "x.yaml", {"bogus": {}})]) == 2
     assert "unknown section" in capsys.readouterr().err
+
+
+def test_a_relative_root_is_resolved_on_the_driver(tmp_path, monkeypatch):
+    # Ray Train workers run in their own directory: `make demo`'s default root `demo-out` must reach them whole.
+    monkeypatch.chdir(tmp_path)
+    dep = load_deployment(write_config(tmp_path / "dag.yaml", tiny_dag_sections("rel-root")))
+    for p in plan_stages(dep):
+        assert p.output.startswith(str(tmp_path / "rel-root")), p.output
+        assert all(not a.startswith("rel-root") for a in p.argv), p.argv

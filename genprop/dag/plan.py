@@ -43,7 +43,7 @@ class PlannedStage:
 
 def layout(deployment: Deployment) -> Layout:
     """Where the run's files go (``dag.root`` must be set)."""
-    root = deployment.dag.root
+    root = storage.absolute(deployment.dag.root)
     if not root:
         raise ValueError(f"{deployment.url}: no output root; set dag.root in the config or pass --root/--out")
     dataset = str((deployment.sections.get("shards") or {}).get("input") or "")
