@@ -123,6 +123,26 @@ def _ctx_to_float(ctx):
     return dataclasses.replace(ctx, **{f.name: conv(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)})
 
 
+def _ctx_twice(ctx):
+    """A backbone context for a batch of 2B: every tensor whose leading dim is a multiple of B stacked twice.
+
+    Per-sample tensors lead with B (or B*T for the U-Net's frame-flattened layout); shared ones such as the
+    rotary tables lead with 1 and broadcast.
+    """
+    b = ctx.batch
+
+    def twice(v):
+        if torch.is_tensor(v) and v.dim() and v.shape[0] % b == 0:
+            return torch.cat([v, v])
+        if isinstance(v, tuple):
+            return tuple(twice(x) for x in v)
+        return v
+
+    fields = {f.name: twice(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)}
+    fields["batch"] = 2 * b
+    return dataclasses.replace(ctx, **fields)
+
+
 class GenPropModel(nn.Module):
     """Frozen backbone + SCE + MPD + task embeddings. Trainable: SCE (with fusion and injections), MPD, tasks.
 
@@ -194,13 +214,20 @@ class GenPropModel(nn.Module):
         ctx = bb.prepare(model_input, timestep, cond)
         g_hidden = bb.embed(ctx.x_in, ctx)
         task_emb = self.task_embedding(task_ids)
-        # 2. SCE on the source latents (fused with G's embedded input)
-        injections = self._sce(bb.sce_input(model_input, sce_latents, cond), ctx, g_hidden, task_emb)
-        # 3. the perturbed SCE pass for L_grad: source latents + delta inside the mask only
+        # 2. SCE on the source latents (fused with G's embedded input), and 3. for L_grad the same pass on the
+        # source latents + delta inside the mask only. Both passes run as one batch of 2B: the same FLOPs in half
+        # the ops, which is what a step costs on small models.
+        x_sce = bb.sce_input(model_input, sce_latents, cond)
         perturbed = None
         if perturb_delta and perturb_mask is not None:
             shifted = sce_latents + perturb_delta * perturb_mask.to(sce_latents.dtype)
-            perturbed = self._sce(bb.sce_input(model_input, shifted, cond), ctx, g_hidden, task_emb)
+            x_both = torch.cat([x_sce, bb.sce_input(model_input, shifted, cond)])
+            both = self._sce(x_both, _ctx_twice(ctx), torch.cat([g_hidden] * 2), torch.cat([task_emb] * 2))
+            half = x_sce.shape[0]
+            injections = [tuple(t[:half] for t in block) for block in both]
+            perturbed = [tuple(t[half:] for t in block) for block in both]
+        else:
+            injections = self._sce(x_sce, ctx, g_hidden, task_emb)
         # 4. G's blocks with the injections added, then the MPD on G's penultimate block
         prediction, penultimate = bb.trunk(ctx, g_hidden, injections)
         mask = self.mpd(bb, ctx, penultimate, task_emb, num_frames) if predict_mask else None

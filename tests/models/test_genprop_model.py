@@ -127,3 +127,25 @@ def test_sce_block_count_is_checked():
     model = make_model("wan")
     with pytest.raises(ValueError, match="num_blocks"):
         SelectiveContentEncoder.from_backbone(model.backbone, 99, 8)
+
+
+def test_batched_l_grad_passes_equal_two_separate_sce_passes():
+    # forward runs the clean and the perturbed SCE pass as one batch of 2B; it must equal two plain passes.
+    from tests.models.helpers import forward, make_batch, make_model
+
+    for name in ("wan", "svd"):
+        torch.manual_seed(0)
+        m = make_model(name)
+        with torch.no_grad():
+            for p in m.sce.parameters():
+                p.add_(0.01 * torch.randn_like(p))  # non-zero injections, so the features carry information
+        b = make_batch(m, name)
+        out = forward(m, b)
+        bb = m.backbone
+        ctx = bb.prepare(b["model_input"], b["timestep"], b["cond"])
+        g_hidden, task = bb.embed(ctx.x_in, ctx), m.task_embedding(b["task_ids"])
+        for latents, got in ((b["sce_latents"], out.sce_features),
+                             (b["sce_latents"] + 1e-2 * b["latent_mask"], out.sce_features_perturbed)):
+            ref = m.sce(bb, bb.sce_input(b["model_input"], latents, b["cond"]), ctx, g_hidden, task)
+            for r, g in zip([bb.feature_grid(t, ctx) for blk in ref for t in blk], got):
+                torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
