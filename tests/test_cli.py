@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from genprop import cli
+
 BIN = os.path.dirname(sys.executable)
 
 
@@ -52,3 +54,16 @@ def test_jobs_run_as_modules_from_any_directory(tmp_path):
 def test_size_argument_is_validated(tmp_path):
     r = _run([os.path.join(BIN, "genprop"), "world", "--out", str(tmp_path), "--size", "128"], cwd=tmp_path)
     assert r.returncode != 0 and "HxW" in r.stderr
+
+
+@pytest.mark.parametrize("command, module", [("shards", "jobs.make_shards"), ("train", "jobs.train"),
+                                             ("propagate-batch", "jobs.propagate"), ("evaluate", "jobs.evaluate"),
+                                             ("dag", "jobs.dag")])
+def test_stage_commands_forward_every_argument_to_their_job(monkeypatch, command, module):
+    seen = {}
+    monkeypatch.setattr(cli, "run_job", lambda mod, argv: seen.update(module=mod, argv=list(argv)) or 0)
+    argv = ["--config", "tiny.yaml", "--output", "/x", "--limit", "2"]
+    assert cli.main([command, *argv]) == 0
+    assert seen == {"module": module, "argv": argv}
+    cli.main([command, "--help"])
+    assert seen["argv"] == ["--help"]

@@ -15,17 +15,6 @@ from tests.ray_cluster import BIN, copy_project, local_head
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_genprop_shards_forwards_every_argument(monkeypatch):
-    from genprop import cli
-
-    seen = {}
-    monkeypatch.setattr(cli, "run_job", lambda module, argv: seen.update(module=module, argv=list(argv)) or 0)
-    assert cli.main(["shards", "--config", "tiny.yaml", "--output", "/x", "--limit", "2"]) == 0
-    assert seen == {"module": "jobs.make_shards", "argv": ["--config", "tiny.yaml", "--output", "/x", "--limit", "2"]}
-    cli.main(["shards", "--help"])
-    assert seen["argv"] == ["--help"]
-
-
 def test_job_refuses_a_missing_output(capsys):
     from jobs.make_shards import main
 

@@ -241,17 +241,6 @@ def test_a_corrupt_member_is_skipped_and_counted(local_shards, tmp_path):
     assert len(skipped) == 1
 
 
-def test_genprop_train_forwards_every_argument(monkeypatch):
-    from genprop import cli
-
-    seen = {}
-    monkeypatch.setattr(cli, "run_job", lambda module, argv: seen.update(module=module, argv=list(argv)) or 0)
-    assert cli.main(["train", "--config", "tiny.yaml", "--max-steps", "3", "--num-workers", "2"]) == 0
-    assert seen == {"module": "jobs.train", "argv": ["--config", "tiny.yaml", "--max-steps", "3", "--num-workers", "2"]}
-    cli.main(["train", "--help"])
-    assert seen["argv"] == ["--help"]
-
-
 # ------------------------------------------------------------------------------------------------ as a user
 @pytest.mark.slow
 @pytest.mark.timeout(600)

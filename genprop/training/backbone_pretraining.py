@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from genprop import storage
 from genprop.backbone_quality import ClipSpec, procedural_clips, score_backbone, to_model
 from genprop.models.backbones import WanBackboneConfig, build_backbone
 from genprop.models.backbones.export import save_backbone
@@ -90,10 +91,7 @@ def _read_json(path: str, default):
 
 
 def _write_json(path: str, data) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    storage.write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def _append_jsonl(path: str, row: dict) -> None:
