@@ -49,3 +49,16 @@ def test_pretrain_writes_curve_exports_and_resumes(tmp_path):
     rows = [json.loads(line) for line in open(os.path.join(out, "curve.jsonl"))]
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert json.load(open(os.path.join(out, "progress.json")))["samples"] == 12
+
+
+def test_resume_forgets_log_rows_past_the_checkpoint(tmp_path):
+    """A run killed between checkpoints logged steps it will train again: the resumed logs hold each step once."""
+    out, state = str(tmp_path / "run"), str(tmp_path / "state")
+    cfg = PretrainConfig.tiny()
+    pretrain(cfg, out, state, max_steps=2, log=lambda s: None)
+    with open(os.path.join(out, "metrics.jsonl"), "a") as f:  # what a kill after step 3 leaves behind
+        f.write(json.dumps({"step": 3, "loss": 9.0}) + "\n")
+    pretrain(cfg, out, state, max_steps=4, log=lambda s: None)
+    steps = [json.loads(line)["step"] for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert steps == [1, 2, 3, 4]
+    assert all(json.loads(line)["loss"] != 9.0 for line in open(os.path.join(out, "metrics.jsonl")))

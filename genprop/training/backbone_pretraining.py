@@ -94,6 +94,15 @@ def _write_json(path: str, data) -> None:
     storage.write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
+def _drop_rows_after(path: str, step: int) -> None:
+    """Forget log rows past the last checkpoint: a resumed run logs those steps again, once."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    storage.write_text(path, "".join(rows))
+
+
 def _append_jsonl(path: str, row: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row, sort_keys=True) + "\n")
@@ -150,6 +159,8 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
         if int(state["step"]) == progress["step"]:
             trainer.load_state_dict(state)
     trainer.step = progress["step"]
+    for log_name in ("metrics.jsonl", "curve.jsonl"):
+        _drop_rows_after(os.path.join(output, log_name), trainer.step)
     trainer.scheduler.last_epoch = trainer.step  # the schedule follows the global step on a fresh optimiser
     progress["config"] = {"backbone": dataclasses.asdict(config.backbone), "train": dataclasses.asdict(config.train),
                           "batch_size": config.batch_size}
