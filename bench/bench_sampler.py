@@ -1,7 +1,7 @@
 """Benchmark: seconds per output frame, GenProp sampler vs the plain backbone sampler, same steps (tiny, CPU).
 
-GenProp: ``genprop.sampling.propagate`` (SCE on the source latents + injections + MPD every step,
-CFG batched). Plain: ``genprop.sampling.generate`` on the same backbone with the same first frame,
+GenProp: ``genprop.sampling.propagate`` (SCE on the source latents + injections every step, run once
+for CFG's two halves; the MPD on the last step). Plain: ``genprop.sampling.generate`` on the same backbone with the same first frame,
 steps and guidance. Both include encoding and decoding. Reports the median over runs (GenProp and plain
 alternating) after a warm-up, per output frame, and the ratio.
 
@@ -75,8 +75,9 @@ def main() -> None:
 def real_sampling_ratio(steps: int = 50) -> float:
     """FLOP ratio of GenProp / plain sampling for Wan2.1 I2V 14B (17 x 480 x 832, CFG, ``steps`` steps).
 
-    Counted on the meta device per denoiser call (the CFG batch of 2): GenProp without the MPD on every step and
-    with it on the last one, against the plain transformer. Encoding and decoding are left out (the same in both).
+    Counted on the meta device per denoiser call (the CFG batch of 2, the SCE run once on the conditional half as
+    the sampler does): GenProp without the MPD on every step and with it on the last one, against the plain
+    transformer. Encoding and decoding are left out (the same in both).
     """
     import sys
 
@@ -96,8 +97,9 @@ def real_sampling_ratio(steps: int = 50) -> float:
             return counter.get_total_flops()
 
         plain = count(lambda: model.backbone(x, ts, cond))
-        lean = count(lambda: model(x, ts, cond, src, tasks, num_frames=b["frames"], predict_mask=False))
-        full = count(lambda: model(x, ts, cond, src, tasks, num_frames=b["frames"]))
+        lean = count(lambda: model(x, ts, cond, src, tasks, num_frames=b["frames"], predict_mask=False,
+                                   share_sce_across_cfg=True))
+        full = count(lambda: model(x, ts, cond, src, tasks, num_frames=b["frames"], share_sce_across_cfg=True))
     return ((steps - 1) * lean + full) / (steps * plain)
 
 

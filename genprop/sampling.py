@@ -5,7 +5,9 @@ by ``scale_model_input``, per-frame guidance ramp). Wan: ``FlowMatchEulerDiscret
 the configured shift, constant guidance (5.0 by default). Classifier-free guidance batches the
 unconditional and conditional passes ([uncond, cond] along the batch, as the pipelines). For
 GenProp both passes see the same SCE input and task: guidance amplifies G's image/text
-conditioning, while the SCE's job (keep the unedited content) is the same in both.
+conditioning, while the SCE's job (keep the unedited content) is the same in both — so by default
+the SCE runs once per step, on the conditional half, and both halves get its features
+(``share_sce=False`` runs it on both halves, as in training).
 The same ``generator`` seed gives the same output.
 """
 
@@ -22,7 +24,8 @@ def _cat(a: dict, b: dict) -> dict:
 def sample_latents(backbone, cond: dict[str, torch.Tensor], shape: tuple[int, ...], *,
                    generator: torch.Generator | None = None, num_steps: int | None = None,
                    guidance_scale: float | None = None, model=None, sce_latents: torch.Tensor | None = None,
-                   task_ids: torch.Tensor | None = None, num_frames: int | None = None) -> torch.Tensor:
+                   task_ids: torch.Tensor | None = None, num_frames: int | None = None,
+                   share_sce: bool = True) -> torch.Tensor:
     """Run the backbone's sampler from Gaussian noise to clean latents.
 
     Args:
@@ -34,6 +37,8 @@ def sample_latents(backbone, cond: dict[str, torch.Tensor], shape: tuple[int, ..
         guidance_scale (float | None): None = the backbone's default (SVD ramp 1 -> 3; Wan 5.0); <= 1 disables CFG.
         model (GenPropModel | None): GenProp around ``backbone``; None samples the plain backbone.
         sce_latents (Tensor | None): (B, T_lat, C, h, w) source-video latents for the SCE (GenProp only).
+        share_sce (bool, default True): under CFG, compute the SCE once per step (on the conditional half) and
+            inject it into both halves; False runs it on both.
         task_ids (LongTensor | None): (B,) task ids (GenProp only; default 0).
         num_frames (int | None): video frames of the clip.
 
@@ -64,7 +69,8 @@ def sample_latents(backbone, cond: dict[str, torch.Tensor], shape: tuple[int, ..
             pred = backbone(x, ts, cond_in)
         else:
             # the MPD's mask is only read after the last step: skip it on the others
-            pred = model(x, ts, cond_in, sce_in, task_in, num_frames=num_frames, predict_mask=i == last).prediction
+            pred = model(x, ts, cond_in, sce_in, task_in, num_frames=num_frames, predict_mask=i == last,
+                         share_sce_across_cfg=do_cfg and share_sce).prediction
         # 3. guidance and the scheduler step
         if do_cfg:
             uncond, cond_pred = pred.chunk(2)
@@ -92,7 +98,7 @@ def generate(backbone, first_frame: torch.Tensor, num_frames: int, prompt: str |
 @torch.no_grad()
 def propagate(model, source_video: torch.Tensor, edited_first_frame: torch.Tensor, prompt: str | None = None,
               task_id: int = 0, seed: int = 0, num_steps: int | None = None,
-              guidance_scale: float | None = None) -> torch.Tensor:
+              guidance_scale: float | None = None, share_sce: bool = True) -> torch.Tensor:
     """GenProp: carry the edit of the first frame through the video.
 
     Args:
@@ -100,7 +106,7 @@ def propagate(model, source_video: torch.Tensor, edited_first_frame: torch.Tenso
         source_video (Tensor): (B, T, 3, H, W) in [-1, 1], the original video (to the SCE).
         edited_first_frame (Tensor): (B, 3, H, W) in [-1, 1] (to G).
         prompt (str | None): text prompt (Wan); task_id (int, default 0 = default task); seed (int, default 0);
-        num_steps (int | None), guidance_scale (float | None): as :func:`sample_latents`.
+        num_steps (int | None), guidance_scale (float | None), share_sce (bool): as :func:`sample_latents`.
 
     Returns:
         (B, T, 3, H, W) the propagated video, with the input's frame count.
@@ -113,7 +119,7 @@ def propagate(model, source_video: torch.Tensor, edited_first_frame: torch.Tenso
     task_ids = torch.full((source_video.shape[0],), task_id, dtype=torch.long, device=source_video.device)
     latents = sample_latents(bb, cond, tuple(sce_latents.shape), generator=g, num_steps=num_steps,
                              guidance_scale=guidance_scale, model=model, sce_latents=sce_latents, task_ids=task_ids,
-                             num_frames=num_frames)
+                             num_frames=num_frames, share_sce=share_sce)
     return bb.decode_latents(latents, num_frames)
 
 

@@ -238,3 +238,39 @@ def test_cli_propagate_real_h264_720p(tmp_path, wan, capsys):
     assert report["work_size"] == [24, 40]  # 1280x720 -> the tiny model's ~32x32 area at 16:9
     info = video.probe(str(tmp_path / "out.mp4"))
     assert (info.num_frames, info.height, info.width, info.fps) == (20, 720, 1280, fps)
+
+
+@pytest.mark.parametrize("kind,kwargs", [("wan", dict(encoders=True)), ("svd", {})])
+def test_cfg_runs_the_sce_once_and_shares_it(kind, kwargs):
+    """Under CFG the SCE runs on the conditional half only; that half's prediction is unchanged, the
+    unconditional half gets the conditional SCE features (so it differs from a per-branch SCE)."""
+    from genprop.sampling import _cat
+
+    model = GenPropModel(GenPropConfig.tiny(kind, **kwargs)).eval()
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(0)
+        for p in model.trainable_parameters():  # non-zero injections, as after training
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    bb = model.backbone
+    video_in = torch.from_numpy(_video(9, 32, 32)).permute(0, 3, 1, 2)[None].float() / 127.5 - 1
+    sce_latents = bb.encode_video(video_in)
+    cond = bb.encode_condition(video_in[:, 0], "a red square", generator=torch.Generator().manual_seed(1),
+                               num_frames=9)
+    cond_in = _cat(bb.null_condition(cond), cond)
+    x = torch.randn((2,) + tuple(sce_latents.shape[1:]), generator=g)
+    t = bb.make_scheduler()
+    t.set_timesteps(4)
+    ts = t.timesteps[1].expand(2)
+    sce_rows = []
+    hook = model.sce.register_forward_pre_hook(lambda m, args: sce_rows.append(args[1].shape[0]))
+    try:
+        with torch.no_grad():
+            shared = model(x, ts, cond_in, torch.cat([sce_latents] * 2), torch.tensor([1, 1]), num_frames=9,
+                           share_sce_across_cfg=True).prediction
+            separate = model(x, ts, cond_in, torch.cat([sce_latents] * 2), torch.tensor([1, 1]), num_frames=9
+                             ).prediction
+    finally:
+        hook.remove()
+    assert sce_rows[0] * 2 == sce_rows[1]  # half the rows through the SCE
+    torch.testing.assert_close(shared[1:], separate[1:], rtol=1e-4, atol=1e-5)
+    assert (shared[:1] - separate[:1]).abs().max() > 1e-4

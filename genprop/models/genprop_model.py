@@ -143,6 +143,23 @@ def _ctx_twice(ctx):
     return dataclasses.replace(ctx, **fields)
 
 
+def _ctx_second_half(ctx):
+    """A backbone context for the second half of a batch of 2B (CFG's conditional rows): every per-sample tensor
+    (leading dim a multiple of the batch: B or B*T) cut to its second half; shared ones kept."""
+    b = ctx.batch
+
+    def half(v):
+        if torch.is_tensor(v) and v.dim() and v.shape[0] % b == 0:
+            return v[v.shape[0] // 2:]
+        if isinstance(v, tuple):
+            return tuple(half(x) for x in v)
+        return v
+
+    fields = {f.name: half(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)}
+    fields["batch"] = b // 2
+    return dataclasses.replace(ctx, **fields)
+
+
 class GenPropModel(nn.Module):
     """Frozen backbone + SCE + MPD + task embeddings. Trainable: SCE (with fusion and injections), MPD, tasks.
 
@@ -194,7 +211,7 @@ class GenPropModel(nn.Module):
     def forward(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict[str, torch.Tensor],
                 sce_latents: torch.Tensor, task_ids: torch.Tensor, perturb_mask: torch.Tensor | None = None,
                 perturb_delta: float = 0.0, num_frames: int | None = None,
-                predict_mask: bool = True) -> GenPropOutput:
+                predict_mask: bool = True, share_sce_across_cfg: bool = False) -> GenPropOutput:
         """G's prediction guided by the SCE, and the MPD's mask.
 
         Args:
@@ -208,6 +225,9 @@ class GenPropModel(nn.Module):
             num_frames (int | None): video frames of the clip (crops the MPD's output of a padded clip).
             predict_mask (bool, default True): run the MPD; the sampler skips it on every step but the last,
                 whose mask is the only one it uses (``mask`` is then None).
+            share_sce_across_cfg (bool, default False): the batch is classifier-free guidance's [unconditional,
+                conditional] halves over the same source video: run the SCE once, on the conditional half, and
+                inject its features into both halves (the sampler's default; see docs/design-decisions.md).
         """
         bb = self.backbone
         # 1. G's conditioning and input layer
@@ -226,6 +246,10 @@ class GenPropModel(nn.Module):
             half = x_sce.shape[0]
             injections = [tuple(t[:half] for t in block) for block in both]
             perturbed = [tuple(t[half:] for t in block) for block in both]
+        elif share_sce_across_cfg:
+            half = x_sce.shape[0] // 2  # rows (B or B*T) of the unconditional half
+            one = self._sce(x_sce[half:], _ctx_second_half(ctx), g_hidden[half:], task_emb[task_emb.shape[0] // 2:])
+            injections = [tuple(torch.cat([t, t]) for t in block) for block in one]
         else:
             injections = self._sce(x_sce, ctx, g_hidden, task_emb)
         # 4. G's blocks with the injections added, then the MPD on G's penultimate block
