@@ -36,6 +36,9 @@ class RegionLossConfig:
             regularisation, as StyleGAN2 does for R1): the mean gradient is unchanged while the
             perturbed SCE pass, which costs ~0.28x of a full fine-tuning step on Wan 14B, runs 1/k
             as often. 1 is the paper's setting; 2 brings the DiT step under 1.2x (docs/benchmarks.md).
+        region_weighting (bool, default True): weight the two regions as Eq. 7 (each normalised by its own
+            area, L_mask times lambda). False is the "w/o RA loss" ablation's plain diffusion MSE over every
+            latent position (``mask_weight`` unused; set ``grad_weight`` 0 as well to drop L_grad).
     """
 
     mask_weight: float = 2.0
@@ -44,14 +47,16 @@ class RegionLossConfig:
     grad_delta: float = 1e-2
     task_drop_prob: float = 0.1
     grad_every: int = 1
+    region_weighting: bool = True
 
     def __post_init__(self):
         if self.grad_every < 1:
             raise ValueError(f"grad_every must be >= 1, got {self.grad_every}")
 
     def grad_delta_at(self, step: int) -> float:
-        """The perturbation to pass to ``GenPropModel.forward`` at training ``step`` (0 = skip the pass)."""
-        return self.grad_delta if step % self.grad_every == 0 else 0.0
+        """The perturbation to pass to ``GenPropModel.forward`` at training ``step`` (0 = skip the pass; always 0
+        when ``grad_weight`` is 0, whose L_grad would not count)."""
+        return self.grad_delta if self.grad_weight and step % self.grad_every == 0 else 0.0
 
 
 def gaussian_downsample(mask: torch.Tensor, factor: int) -> torch.Tensor:
@@ -150,7 +155,8 @@ def grad_term(features: list[torch.Tensor], features_perturbed: list[torch.Tenso
 
 def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, mpd_target: torch.Tensor,
                       config: RegionLossConfig = RegionLossConfig()) -> dict[str, torch.Tensor]:
-    """Eq. 7: L = L_non-mask + lambda L_mask + beta L_grad + gamma L_MPD.
+    """Eq. 7: L = L_non-mask + lambda L_mask + beta L_grad + gamma L_MPD (``region_weighting`` false: the plain
+    MSE in place of the first two terms, which are still returned).
 
     Args:
         output (GenPropOutput): the model's forward output (prediction, mask, SCE features).
@@ -167,7 +173,11 @@ def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, m
     l_mpd = F.mse_loss(output.mask.float(), mpd_target.float())
     # L_grad is only present on every grad_every-th step (see RegionLossConfig); weight it up to match.
     grad_weight = config.grad_weight * config.grad_every
-    total = l_non + config.mask_weight * l_mask + grad_weight * l_grad + config.mpd_weight * l_mpd
+    if config.region_weighting:
+        diffusion = l_non + config.mask_weight * l_mask
+    else:  # the plain diffusion MSE: every latent position weighs the same, wherever the mask is
+        diffusion = F.mse_loss(output.prediction.float(), target.float())
+    total = diffusion + grad_weight * l_grad + config.mpd_weight * l_mpd
     return {"loss": total, "non_mask": l_non, "mask": l_mask, "grad": l_grad, "mpd": l_mpd}
 
 

@@ -1,7 +1,7 @@
 """Pretrain (or go on pretraining) the procedural world's image-to-video backbone, without Ray.
 
     python -m jobs.pretrain_backbone --config procedural-backbone.yaml --output models/procedural-backbone \
-        [--state-dir ~/.cache/genprop/pretrain] [--max-steps N] [--max-minutes M] [--machine cpu-2core]
+        [--state-dir ~/.cache/genprop/pretrain] [--max-steps N] [--max-minutes M] [--machine cpu-2core] [--threads 1]
 
 Resumes wherever the previous call stopped (see ``genprop.training.backbone_pretraining``). Runs the same on a
 GPU box that has torch and diffusers but no Ray (``--device cuda``).
@@ -28,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--machine", default="cpu")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is far faster on a CPU shared with other work)")
     args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = configs.load(PretrainConfig, resolve_config(args.config))
     out = os.path.abspath(args.output)
     state = args.state_dir or os.path.join(os.path.dirname(out), f".state-{os.path.basename(out)}")

@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from genprop import storage
 from genprop.backbone_quality import ClipSpec, procedural_clips, score_backbone, to_model
 from genprop.models.backbones import WanBackboneConfig, build_backbone
 from genprop.models.backbones.export import save_backbone
 from genprop.training.config import TrainConfig
+from genprop.training.run_files import append_jsonl, drop_rows_after, publish_dir, read_json, write_json
 from genprop.training.trainer import Trainer
 
 VALIDATION_SEED_BASE = 1_000_000
@@ -83,41 +80,9 @@ class PretrainConfig:
                         height=self.height, width=self.width, fps=self.fps)
 
 
-def _read_json(path: str, default):
-    if not os.path.isfile(path):
-        return default
-    with open(path) as f:
-        return json.load(f)
-
-
-def _write_json(path: str, data) -> None:
-    storage.write_text(path, json.dumps(data, indent=2, sort_keys=True))
-
-
-def _drop_rows_after(path: str, step: int) -> None:
-    """Forget log rows past the last checkpoint: a resumed run logs those steps again, once."""
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-    storage.write_text(path, "".join(rows))
-
-
-def _append_jsonl(path: str, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
-
-
 def _publish_model(backbone, weights: dict, directory: str) -> None:
-    """Export to a temporary sibling, then swap it in: a stopped run never leaves half a model."""
-    parent = os.path.dirname(os.path.abspath(directory))
-    tmp = tempfile.mkdtemp(prefix=".model-", dir=parent)
-    save_backbone(backbone, tmp, weights=weights)
-    old = directory + ".old"
-    if os.path.isdir(directory):
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    """Export the EMA backbone to ``directory`` atomically (a stopped run never leaves half a model)."""
+    publish_dir(directory, lambda tmp: save_backbone(backbone, tmp, weights=weights))
 
 
 def load_run_backbone(config: PretrainConfig, output: str):
@@ -150,7 +115,7 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
     os.makedirs(state_dir, exist_ok=True)
     max_steps = max_steps or config.train.max_steps
     progress_path, state_path = os.path.join(output, "progress.json"), os.path.join(state_dir, "state.pt")
-    progress = _read_json(progress_path, {"step": 0, "samples": 0, "wall_s": {}, "config": None})
+    progress = read_json(progress_path, {"step": 0, "samples": 0, "wall_s": {}, "config": None})
     # 1. backbone and trainer; resume the optimiser state when it belongs to this exact step
     backbone = load_run_backbone(config, output).to(device)
     trainer = Trainer(backbone, config.train)
@@ -160,7 +125,7 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
             trainer.load_state_dict(state)
     trainer.step = progress["step"]
     for log_name in ("metrics.jsonl", "curve.jsonl"):
-        _drop_rows_after(os.path.join(output, log_name), trainer.step)
+        drop_rows_after(os.path.join(output, log_name), trainer.step)
     trainer.scheduler.last_epoch = trainer.step  # the schedule follows the global step on a fresh optimiser
     progress["config"] = {"backbone": dataclasses.asdict(config.backbone), "train": dataclasses.asdict(config.train),
                           "batch_size": config.batch_size}
@@ -177,12 +142,12 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
         scored.load_state_dict(weights, strict=False)
         scores = score_backbone(scored.eval(), config.val_spec(), num_steps=config.val_steps, guidance_scale=1.0)
         row = {"step": trainer.step, "samples": progress["samples"], "wall_s": dict(progress["wall_s"]), **scores}
-        _append_jsonl(os.path.join(output, "curve.jsonl"), row)
+        append_jsonl(os.path.join(output, "curve.jsonl"), row)
         _publish_model(backbone, weights, os.path.join(output, "model"))
         torch.save(trainer.state_dict(), state_path + ".tmp")
         os.replace(state_path + ".tmp", state_path)
         progress["step"] = trainer.step
-        _write_json(progress_path, progress)
+        write_json(progress_path, progress)
         log(f"[pretrain] step {trainer.step}: PSNR model {scores['model']:.2f} dB, repeat-first "
             f"{scores['repeat_first']:.2f}, mean-frame {scores['mean_frame']:.2f}")
 
@@ -198,7 +163,7 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
                      "keys": [f"seed{s}" for s in config.train_spec(trainer.step).seeds]}
         metrics = trainer.train_step([batch], data_wait_s=time.monotonic() - t0)
         progress["samples"] += config.batch_size
-        _append_jsonl(os.path.join(output, "metrics.jsonl"), {k: metrics[k] for k in ("step", "loss", "lr",
+        append_jsonl(os.path.join(output, "metrics.jsonl"), {k: metrics[k] for k in ("step", "loss", "lr",
                       "grad_norm", "samples_per_s", "data_wait_frac")})
         if trainer.step % config.val_every == 0:
             checkpoint_and_validate()

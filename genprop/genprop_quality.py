@@ -1,0 +1,206 @@
+"""How well a GenProp model propagates edits in the procedural world, scored against exact ground truth.
+
+Held-out benchmark cases (``genprop.datasets.procedural.cases``: the target is rendered from the edited
+scene) are propagated from their edited first frame, and scored on frames 2..T (frame 1 is given):
+
+- edits (``remove``, ``replace``, ``insert``, ``background``): PSNR (dB) against the target, over whole
+  frames (``<task>_psnr_<method>``) and inside the case's edit region (``<task>_psnr_region_<method>``),
+  for ``model`` and two references that need no model: ``identity`` (the original video, what a
+  propagation that does nothing scores) and ``track_inpaint`` (the classical track-and-inpaint baseline,
+  ``genprop.baselines``);
+- ``track``: IoU against the object's mask (``track_iou_<method>``) and against the object plus its shadow
+  and reflection (``track_iou_fx_<method>``), for ``colour`` (the painted colour segmented from the
+  generated frames, ``propagation.tracking``), ``flow`` (the classical baseline: the edit region carried by
+  optical flow) and ``colour_target`` (colour segmentation of the ground-truth target, the most colour
+  segmentation reaches with effects: it is exactly the object, the shadow is not painted);
+- every task, when the run trains the MPD: ``<task>_iou_mpd``, the MPD's mask (>= 0.5) against the case's mask
+  (``track``: against the object, as the colour-fill pairs train it, and ``track_iou_fx_mpd``).
+
+Scores of a set of cases are means (``mean_scores``), with ``<task>_cases`` counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genprop.backbone_quality import psnr_after_first
+from genprop.baselines import propagate_track_inpaint
+from genprop.datasets.procedural import Case, WorldConfig, make_case, make_scene, render
+from genprop.metrics import iou
+from genprop.metrics import psnr as metrics_psnr
+from genprop.propagation.config import TASK_IDS
+from genprop.propagation.tracking import track_mask
+
+# The propagation task of each benchmark task (replace and background use the "edit" = default embedding).
+CASE_TASK = {"remove": "remove", "insert": "insert", "track": "track", "replace": "edit", "background": "edit"}
+MASK_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """Which procedural cases to score.
+
+    Args:
+        seeds (tuple[int, ...]): scene seeds (held out: never used for training).
+        tasks (tuple[str, ...], default ("remove", "track")): benchmark tasks, one case of each per scene.
+        frames, height, width (int): clip geometry.
+        fps (str): frame rate of the world.
+    """
+
+    seeds: tuple[int, ...]
+    tasks: tuple[str, ...] = ("remove", "track")
+    frames: int = 9
+    height: int = 32
+    width: int = 32
+    fps: str = "12"
+
+    def world(self) -> WorldConfig:
+        return WorldConfig(videos=0, frames=self.frames, height=self.height, width=self.width, fps=self.fps,
+                           tasks=self.tasks)
+
+
+def make_validation_cases(spec: CaseSpec) -> list[Case]:
+    """One case per task and seed, in seed order; a case whose edit is empty (no visible object) is left out.
+
+    Args:
+        spec (CaseSpec): the seeds, tasks and geometry.
+    """
+    world, cases = spec.world(), []
+    for seed in spec.seeds:
+        scene = make_scene(int(seed), world)
+        original = render(scene)
+        for task in spec.tasks:
+            try:
+                cases.append(make_case(scene, f"val{int(seed)}", task, original=original))
+            except RuntimeError:  # the case's own check: an empty edit mask
+                continue
+    return cases
+
+
+def psnr_frames_after_first(pred: np.ndarray, target: np.ndarray) -> float:
+    """PSNR (dB, capped at 100) over frames 2..T of two uint8 clips (T, H, W, 3)."""
+    return float(psnr_after_first(pred[None], target[None])[0])
+
+
+def iou_frames_after_first(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean per-frame IoU over frames 2..T of two (T, H, W) bool masks (a frame where both are empty: 1)."""
+    return float(np.mean([iou(p, g) for p, g in zip(pred[1:], gt[1:])]))
+
+
+def task_id_for(case_task: str, trained_tasks: set[str] | None = None) -> int:
+    """The task embedding a case is propagated with; the default (0) when the run never trained that task.
+
+    Args:
+        case_task (str): the benchmark task.
+        trained_tasks (set[str] | None): the propagation tasks the run's augmentations trained ("insert" =
+            copy-and-paste, "remove" = mask-and-fill, "track" = colour fill); None = all of them.
+    """
+    task = CASE_TASK[case_task]
+    if trained_tasks is not None and task not in trained_tasks:
+        return 0
+    return TASK_IDS[task]
+
+
+def _edit_scores(case: Case, frames: np.ndarray, method: str) -> dict[str, float]:
+    region = metrics_psnr(frames[1:], case.target[1:], case.mask[1:])
+    return {f"{case.task}_psnr_{method}": psnr_frames_after_first(frames, case.target),
+            f"{case.task}_psnr_region_{method}": region}
+
+
+def _track_scores(case: Case, mask: np.ndarray, method: str) -> dict[str, float]:
+    return {f"track_iou_{method}": iou_frames_after_first(mask, object_mask(case)),
+            f"track_iou_fx_{method}": iou_frames_after_first(mask, case.mask)}
+
+
+def object_mask(case: Case) -> np.ndarray:
+    """(T, H, W) bool: the case's object without its effects (the whole mask when it has no effect mask)."""
+    return case.mask if case.effect_mask is None else case.mask & ~case.effect_mask
+
+
+def case_scores(case: Case, frames: np.ndarray, mpd_mask: np.ndarray | None = None) -> dict[str, float]:
+    """The model's scores on one case.
+
+    Args:
+        case (Case): the benchmark case.
+        frames (np.ndarray): (T, H, W, 3) uint8, the propagated video.
+        mpd_mask (np.ndarray | None): (T, H, W) in [0, 1], the MPD's mask; None when the run has no MPD.
+    """
+    mpd = None if mpd_mask is None else mpd_mask >= MASK_THRESHOLD
+    if case.task == "track":
+        out = _track_scores(case, track_mask(frames, case.original[0], case.target[0]), "colour")
+        if mpd is not None:
+            out.update(_track_scores(case, mpd, "mpd"))
+        return out
+    out = _edit_scores(case, frames, "model")
+    if mpd is not None:
+        out[f"{case.task}_iou_mpd"] = iou_frames_after_first(mpd, case.mask)
+    return out
+
+
+def reference_scores(case: Case) -> dict[str, float]:
+    """The model-free references on one case (identity and the classical baselines)."""
+    edited = case.target[0]
+    if case.task == "track":
+        flow = propagate_track_inpaint(case.original, edited, task="track")["mask"]
+        colour = track_mask(case.target, case.original[0], edited)
+        return {**_track_scores(case, flow, "flow"),
+                "track_iou_fx_colour_target": iou_frames_after_first(colour, case.mask)}
+    baseline = propagate_track_inpaint(case.original, edited, task="remove" if case.task == "remove" else "edit")
+    return {**_edit_scores(case, case.original, "identity"), **_edit_scores(case, baseline["frames"], "track_inpaint")}
+
+
+def mean_scores(rows: list[dict], tasks: list[str] | None = None) -> dict[str, float]:
+    """Per key, the mean over the rows that have it (None if none does); plus ``<task>_cases`` per task in ``tasks``.
+
+    Args:
+        rows (list[dict]): one dict of scores per case.
+        tasks (list[str] | None): the task of each row (for the counts).
+    """
+    out = {}
+    for k in sorted({k for r in rows for k in r}):
+        values = [r[k] for r in rows if r.get(k) is not None]
+        out[k] = float(np.mean(values)) if values else None
+    for task in sorted(set(tasks or [])):
+        out[f"{task}_cases"] = sum(1 for t in tasks if t == task)
+    return out
+
+
+def propagate_cases(model, cases: list[Case], *, num_steps: int = 4, guidance_scale: float = 1.0, seed: int = 0,
+                    trained_tasks: set[str] | None = None, device: str = "cpu"):
+    """Propagate every case's edited first frame with ``model``: yields (case, frames, MPD mask).
+
+    Args:
+        model (GenPropModel): the model (moved to ``device``, set to eval).
+        cases (list[Case]): the cases.
+        num_steps (int, default 4): sampling steps (few steps: the conditional mean, which PSNR rewards).
+        guidance_scale (float, default 1.0): CFG scale; 1.0 disables guidance.
+        seed (int, default 0): sampling seed (the same for every case).
+        trained_tasks (set[str] | None): see :func:`task_id_for`.
+        device (str, default "cpu"): torch device.
+    """
+    from genprop.propagation.config import PropagationConfig
+    from genprop.propagation.propagate import Propagator
+
+    for case in cases:
+        t, h, w = case.shape
+        prop = Propagator(model, PropagationConfig(working_area=h * w, window=t, overlap=1, num_steps=num_steps,
+                                                   guidance=guidance_scale, seed=seed, device=device))
+        result = prop.run(case.original, case.target[0], case.prompt, task_id_for(case.task, trained_tasks))
+        yield case, result.frames, result.mask
+
+
+def score_genprop(model, cases: list[Case], *, mpd: bool = True, **sampling) -> dict[str, float]:
+    """Mean model scores on ``cases`` (see the module docstring; references come from :func:`reference_scores`).
+
+    Args:
+        model (GenPropModel): the model to score.
+        cases (list[Case]): held-out cases.
+        mpd (bool, default True): score the MPD's mask (False for a run that does not train the MPD).
+        **sampling: passed to :func:`propagate_cases` (``num_steps``, ``guidance_scale``, ``seed``,
+            ``trained_tasks``, ``device``).
+    """
+    rows = [case_scores(case, frames, mask if mpd else None)
+            for case, frames, mask in propagate_cases(model, cases, **sampling)]
+    return mean_scores(rows, [c.task for c in cases])

@@ -1,0 +1,344 @@
+"""GenProp training on the procedural world over its own frozen backbone, without Ray.
+
+The same ``Trainer`` (objective ``genprop``) as the Ray Train job, fed with the shard job's samples made on
+the fly: step ``s`` renders the scenes of seeds ``s*B .. s*B+B-1`` (:class:`RenderedWorld`), lists and plans
+them with ``describe_video`` / ``plan_samples`` (one clip per video; copy-and-paste donors come from the
+other videos of the step), makes each routed pair with ``make_planned_pair``, encodes it with
+``SampleEncoder`` into the tar blocks a shard would hold, and reads those blocks back with
+``decode_training_sample`` / ``collate`` — a shard sample without the shard file, bytes included. Samples
+the shard job would skip (no usable object, bad data, a sample that does not decode) are skipped and
+counted; the batch is then smaller.
+
+Runs resume wherever they stopped, as backbone pretraining does (``backbone_pretraining``):
+
+- ``<output>/model``: the EMA of the trainable parts (SCE, MPD, task embeddings) as
+  ``GenPropModel.save_pretrained`` writes it, plus ``run_config.json``; ``<output>/progress.json`` (step,
+  samples, skipped, wall time per machine, the backbone's fingerprint), ``curve.jsonl``, ``metrics.jsonl``;
+- ``<state>/state.pt``: optimiser, schedule, EMA and RNG state (without it a run resumes from the exported
+  weights with a fresh optimiser).
+
+The backbone is loaded from its directory and frozen; a run refuses to resume over a backbone whose files
+changed since it started. Validation propagates held-out benchmark cases (seeds from
+:data:`GENPROP_VALIDATION_SEED_BASE`) with the EMA model and scores them against exact ground truth
+(``genprop.genprop_quality``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from genprop import configs
+from genprop.datasets.procedural import TASKS, WorldConfig
+from genprop.datasets.procedural.memory import RenderedWorld
+from genprop.errors import DataError
+from genprop.genprop_quality import CaseSpec, make_validation_cases, mean_scores, reference_scores, score_genprop
+from genprop.models.backbones.export import load_backbone
+from genprop.models.genprop_model import GenPropConfig, GenPropModel
+from genprop.shards import ShardsConfig, describe_video, plan_samples
+from genprop.shards.clip import make_planned_pair
+from genprop.shards.encode import SampleEncoder
+from genprop.shards.tar_writer import end_of_archive, read_tar_members
+from genprop.synth import TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_MASK_FILL, SynthConfig
+from genprop.synth.sampler import TASKS as SYNTH_TASKS
+from genprop.synth.sampler import SkipSample
+from genprop.training.backbone_pretraining import VALIDATION_SEED_BASE
+from genprop.training.config import TrainConfig
+from genprop.training.data import collate, decode_training_sample
+from genprop.training.run_files import append_jsonl, drop_rows_after, publish_dir, read_json, write_json
+from genprop.training.trainer import Trainer
+
+# Held out from the backbone's training seeds (< VALIDATION_SEED_BASE) and from its own validation clips.
+GENPROP_VALIDATION_SEED_BASE = VALIDATION_SEED_BASE + 500_000
+# The propagation task each augmentation trains (an untrained task embedding is replaced by the default).
+TRAINS = {TASK_COPY_PASTE: "insert", TASK_MASK_FILL: "remove", TASK_COLOUR_FILL: "track"}
+METRICS = ("step", "loss", "non_mask", "mask", "grad", "mpd", "lr", "grad_norm", "samples", "samples_per_s",
+           "data_wait_frac")
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=4000, min_lr_ratio=0.1,
+                       grad_clip=1.0, ema_decay=0.999)
+
+
+@dataclass(frozen=True)
+class GenPropRunConfig:
+    """A GenProp training run on the procedural world (YAML: ``jobs/configs/procedural-genprop*.yaml``).
+
+    Args:
+        backbone (str, default "models/procedural-backbone/model"): the frozen backbone's directory
+            (``save_backbone``'s layout; relative paths are relative to the working directory).
+        sce_blocks (int, default 2): backbone blocks copied into the SCE.
+        task_dim (int, default 64): task embedding width.
+        model_seed (int, default 0): seeds the new layers (injections, MPD head, task embeddings).
+        train (TrainConfig): objective ``genprop``, optimiser settings and the region-aware loss
+            (``train.loss``: ``mpd_weight`` 0 = no MPD; ``region_weighting`` false and ``grad_weight`` 0 = no
+            region-aware loss).
+        synth (SynthConfig): the augmentations (``ratios``: copy-and-paste, mask-and-fill, colour fill).
+        crop_scale (tuple[float, float], default (1.0, 1.0)): the shard job's random crop; 1 keeps the world's
+            geometry (the backbone's and the validation cases').
+        data_seed (int, default 0): the plan's seed (tasks, colours, donors, pair seeds).
+        frames, height, width (int), fps (str): clip geometry, as the backbone's (9 frames 32x32 at 12 fps).
+        batch_size (int, default 16): scenes per step.
+        val_videos (int, default 16): held-out scenes; one case per task in ``val_tasks`` each.
+        val_tasks (tuple[str, ...], default ("remove", "track")): benchmark tasks scored.
+        val_every (int, default 250): steps between validations (and checkpoints).
+        val_steps (int, default 4): sampling steps when scoring.
+        val_guidance (float, default 1.0): CFG scale when scoring (1.0: none).
+        val_seed (int, default 0): sampling seed when scoring.
+    """
+
+    backbone: str = "models/procedural-backbone/model"
+    sce_blocks: int = 2
+    task_dim: int = 64
+    model_seed: int = 0
+    train: TrainConfig = field(default_factory=_default_train)
+    synth: SynthConfig = field(default_factory=SynthConfig.tiny)
+    crop_scale: tuple[float, float] = (1.0, 1.0)
+    data_seed: int = 0
+    frames: int = 9
+    height: int = 32
+    width: int = 32
+    fps: str = "12"
+    batch_size: int = 16
+    val_videos: int = 16
+    val_tasks: tuple[str, ...] = ("remove", "track")
+    val_every: int = 250
+    val_steps: int = 4
+    val_guidance: float = 1.0
+    val_seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "val_tasks", tuple(self.val_tasks))
+        object.__setattr__(self, "crop_scale", tuple(float(c) for c in self.crop_scale))
+        if self.train.objective != "genprop":
+            raise ValueError("GenProp training uses the genprop objective")
+        unknown = [t for t in self.val_tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown val_tasks {unknown}; known: {TASKS}")
+        if self.batch_size < 1 or self.val_every < 1:
+            raise ValueError("batch_size and val_every must be >= 1")
+
+    @classmethod
+    def tiny(cls, backbone: str) -> "GenPropRunConfig":
+        """A CPU-test run over the (tiny) backbone saved at ``backbone``."""
+        return cls(backbone=backbone, sce_blocks=1, task_dim=8, train=TrainConfig.tiny(objective="genprop"),
+                   batch_size=2, val_videos=1, val_every=2, val_steps=1)
+
+    def world(self) -> WorldConfig:
+        return WorldConfig(videos=0, frames=self.frames, height=self.height, width=self.width, fps=self.fps)
+
+    def train_seeds(self, step: int) -> tuple[int, ...]:
+        """Scene seeds of training step ``step`` (0-based): ``step*B .. step*B+B-1``."""
+        first = step * self.batch_size
+        if first + self.batch_size > VALIDATION_SEED_BASE:
+            raise ValueError(f"step {step}: training seeds would reach the held-out seeds")
+        return tuple(range(first, first + self.batch_size))
+
+    def val_spec(self) -> CaseSpec:
+        base = GENPROP_VALIDATION_SEED_BASE
+        return CaseSpec(seeds=tuple(range(base, base + self.val_videos)), tasks=self.val_tasks, frames=self.frames,
+                        height=self.height, width=self.width, fps=self.fps)
+
+    def shards_config(self, backbone_config) -> ShardsConfig:
+        """The shard job's config these samples follow (the backbone named by its architecture only)."""
+        return ShardsConfig(world=self.world(), frames=self.frames, height=self.height, width=self.width,
+                            crop_scale=self.crop_scale, seed=self.data_seed, synth=self.synth,
+                            backbone={**dataclasses.asdict(backbone_config), "pretrained": None},
+                            samples_per_shard=self.batch_size)
+
+    def genprop_config(self, backbone_config) -> GenPropConfig:
+        return GenPropConfig(backbone=backbone_config, sce_blocks=self.sce_blocks, task_dim=self.task_dim,
+                             seed=self.model_seed)
+
+    def trained_tasks(self) -> set[str]:
+        """The propagation tasks the augmentations train (ratio > 0)."""
+        return {TRAINS[t] for t, r in zip(SYNTH_TASKS, self.synth.ratios) if r > 0}
+
+
+def backbone_fingerprint(directory: str) -> str:
+    """16 hex digits of every file under a backbone directory (names and bytes)."""
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(directory)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            h.update(os.path.relpath(path, directory).encode() + b"\0")
+            with open(path, "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()[:16]
+
+
+class ProceduralSamples:
+    """The shard job's samples of the procedural scenes of given seeds, made in memory.
+
+    Args:
+        config (GenPropRunConfig): geometry, augmentations, plan seed, batch size.
+        backbone: the frozen backbone adapter (encodes latents and G's conditioning).
+        device (str, default "cpu"): where encoding runs.
+    """
+
+    def __init__(self, config: GenPropRunConfig, backbone, device: str = "cpu"):
+        self.config, self.device = config, device
+        self.shards = config.shards_config(backbone.config)
+        self.encoder = SampleEncoder(self.shards, backbone=backbone, device=device)
+
+    def plan(self, seeds) -> tuple[RenderedWorld, list[dict], list[str]]:
+        """The scenes of ``seeds`` as a dataset, their planned sample rows (``plan_samples``), and the reasons
+        of the videos the listing skips (``describe_video``)."""
+        world = RenderedWorld(seeds, self.config.world())
+        listing = [describe_video(world, v, self.shards) for v in world.videos()]
+        rows = [p.to_row() for p in plan_samples(listing, self.shards, self.config.batch_size)]
+        return world, rows, [f"{v['video_id']}: {v['reason']}" for v in listing if v["status"] != "ok"]
+
+    def raw_sample(self, row: dict, world: RenderedWorld) -> dict:
+        """One planned row as a shard holds it: ``{"__key__": key, "<member>": bytes, ...}``.
+
+        Raises:
+            DataError, SkipSample: the shard job skips this sample.
+        """
+        pair = make_planned_pair(row, world, self.shards)
+        key, blocks = self.encoder.encode(pair, row)
+        raw = {"__key__": key}
+        for name, data in read_tar_members(blocks + end_of_archive(len(blocks))):
+            raw[name.partition(".")[2]] = data  # grouped by the key before the first dot, as the shard reader
+        return raw
+
+    def samples(self, seeds) -> tuple[list[dict], list[str]]:
+        """Decoded samples of the scenes of ``seeds`` and the reasons of the ones skipped."""
+        world, rows, skipped = self.plan(seeds)
+        out = []
+        for row in rows:
+            try:
+                out.append(decode_training_sample(self.raw_sample(row, world)))
+            except (DataError, SkipSample, KeyError, ValueError) as e:
+                skipped.append(f"{row['video_id']}: {e}")
+        return out, skipped
+
+    def batch(self, step: int) -> tuple[dict | None, list[str]]:
+        """The collated batch of training step ``step`` (None when every sample was skipped), and the skips."""
+        samples, skipped = self.samples(self.config.train_seeds(step))
+        return (collate(samples, self.device) if samples else None), skipped
+
+
+def load_run_model(config: GenPropRunConfig, output: str, backbone) -> GenPropModel:
+    """The run's model over ``backbone``: its exported EMA weights when there are some, else a fresh one."""
+    model_dir = os.path.join(output, "model")
+    if not os.path.isfile(os.path.join(model_dir, "genprop_config.json")):
+        return GenPropModel(config.genprop_config(backbone.config), backbone=backbone)
+    model = GenPropModel.from_pretrained(model_dir, backbone=backbone)
+    if (model.config.num_sce_blocks, model.config.task_dim) != (config.sce_blocks, config.task_dim):
+        raise ValueError(f"{model_dir}: exported with {model.config.num_sce_blocks} SCE blocks and task_dim "
+                         f"{model.config.task_dim}, the config asks {config.sce_blocks} and {config.task_dim}")
+    return model
+
+
+def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, max_steps: int | None = None,
+                      max_minutes: float | None = None, machine: str = "cpu", device: str = "cpu",
+                      log: Callable[[str], None] = print) -> dict:
+    """Train (or go on training) until ``max_steps`` total steps or ``max_minutes`` of this call.
+
+    Args:
+        config (GenPropRunConfig): the run.
+        output (str): local directory with ``model/``, ``progress.json``, ``curve.jsonl``, ``metrics.jsonl``.
+        state_dir (str): local directory for ``state.pt`` (optimiser etc.).
+        max_steps (int | None): stop at this total step count (default ``config.train.max_steps``).
+        max_minutes (float | None): stop after this many minutes of this call (checkpointing first).
+        machine (str, default "cpu"): a label recorded with the wall time ("cpu-2core", "h200", ...).
+        device (str, default "cpu"): torch device.
+        log (Callable[[str], None]): progress lines.
+
+    Returns:
+        dict: the final ``progress.json`` content.
+
+    Raises:
+        ValueError: the backbone changed since the run started, or the export does not fit the config.
+    """
+    os.makedirs(output, exist_ok=True)
+    os.makedirs(state_dir, exist_ok=True)
+    max_steps = max_steps or config.train.max_steps
+    progress_path, state_path = os.path.join(output, "progress.json"), os.path.join(state_dir, "state.pt")
+    progress = read_json(progress_path, {"step": 0, "samples": 0, "skipped": 0, "wall_s": {}, "config": None,
+                                         "backbone_fingerprint": None})
+    # 1. the frozen backbone (the one the run started over), the model, the trainer and its resumed state
+    fingerprint = backbone_fingerprint(config.backbone)
+    if progress["step"] and progress["backbone_fingerprint"] not in (None, fingerprint):
+        raise ValueError(f"{config.backbone}: the backbone changed since this run started (fingerprint "
+                         f"{progress['backbone_fingerprint']}, now {fingerprint}); restore it or start a new output")
+    backbone = load_backbone(config.backbone)
+    model = load_run_model(config, output, backbone).to(device)
+    trainer = Trainer(model, config.train)
+    if os.path.isfile(state_path):
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        if int(state["step"]) == progress["step"]:
+            trainer.load_state_dict(state)
+    trainer.step = progress["step"]
+    for log_name in ("metrics.jsonl", "curve.jsonl"):
+        drop_rows_after(os.path.join(output, log_name), trainer.step)
+    trainer.scheduler.last_epoch = trainer.step  # the schedule follows the global step on a fresh optimiser
+    progress.update(config=configs.to_dict(config), backbone_fingerprint=fingerprint)
+    data = ProceduralSamples(config, backbone, device)
+    cases = make_validation_cases(config.val_spec())
+    references = mean_scores([reference_scores(c) for c in cases])
+    mpd = config.train.loss.mpd_weight > 0
+    log(f"[genprop] start at step {trainer.step} ({progress['samples']} samples) on {machine}; "
+        f"{len(cases)} validation cases")
+    t_call, t_mark = time.monotonic(), time.monotonic()
+
+    def checkpoint_and_validate() -> None:
+        nonlocal t_mark
+        now = time.monotonic()
+        progress["wall_s"][machine] = progress["wall_s"].get(machine, 0.0) + (now - t_mark)
+        t_mark = now
+        weights = trainer.ema_weights()
+        t_val = time.monotonic()
+        scored = copy.deepcopy(model)
+        scored.load_state_dict(weights, strict=False)
+        scores = score_genprop(scored.eval(), cases, mpd=mpd, num_steps=config.val_steps,
+                               guidance_scale=config.val_guidance, seed=config.val_seed,
+                               trained_tasks=config.trained_tasks(), device=device)
+        row = {"step": trainer.step, "samples": progress["samples"], "skipped": progress["skipped"],
+               "wall_s": dict(progress["wall_s"]), "val_s": round(time.monotonic() - t_val, 3),
+               **references, **scores}
+        append_jsonl(os.path.join(output, "curve.jsonl"), row)
+
+        def export(tmp: str) -> None:
+            model.save_pretrained(tmp, weights=weights)
+            write_json(os.path.join(tmp, "run_config.json"), {"step": trainer.step, "config": progress["config"],
+                                                              "backbone_fingerprint": fingerprint})
+
+        publish_dir(os.path.join(output, "model"), export)
+        torch.save(trainer.state_dict(), state_path + ".tmp")
+        os.replace(state_path + ".tmp", state_path)
+        progress["step"] = trainer.step
+        write_json(progress_path, progress)
+        log(f"[genprop] step {trainer.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(row.items())
+                                                             if isinstance(v, float)))
+
+    # 2. the loop: a deterministic sample stream, metrics every step, validation + checkpoint every val_every
+    while trainer.step < max_steps:
+        if max_minutes is not None and time.monotonic() - t_call > 60 * max_minutes:
+            break
+        t0 = time.monotonic()
+        batch, skipped = data.batch(trainer.step)
+        if batch is None:
+            raise DataError(f"procedural seeds {config.train_seeds(trainer.step)}", "every sample was skipped: "
+                            + "; ".join(skipped[:3]))
+        for reason in skipped:
+            log(f"[genprop] step {trainer.step + 1}: skipped {reason}")
+        metrics = trainer.train_step([batch], data_wait_s=time.monotonic() - t0)
+        progress["samples"] += int(metrics["samples"])
+        progress["skipped"] += len(skipped)
+        append_jsonl(os.path.join(output, "metrics.jsonl"),
+                     {**{k: metrics[k] for k in METRICS}, "skipped": len(skipped)})
+        if trainer.step % config.val_every == 0:
+            checkpoint_and_validate()
+    if progress["step"] != trainer.step:
+        checkpoint_and_validate()
+    return progress

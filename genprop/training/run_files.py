@@ -1,0 +1,74 @@
+"""The files of a resumable run without Ray (backbone pretraining, procedural GenProp training).
+
+A run's output directory holds ``progress.json`` (written atomically), append-only logs
+(``metrics.jsonl``, ``curve.jsonl``) and an exported model directory swapped in whole. A resumed run first
+forgets log rows past its last checkpoint (:func:`drop_rows_after`), so every step is logged once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+from genprop import storage
+
+
+def read_json(path: str, default):
+    """The JSON content of a local file, or ``default`` when there is none."""
+    if not os.path.isfile(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path: str, data) -> None:
+    """Write ``data`` as indented JSON (atomically)."""
+    storage.write_text(path, json.dumps(data, indent=2, sort_keys=True))
+
+
+def drop_rows_after(path: str, step: int) -> None:
+    """Forget the rows of a jsonl log whose ``step`` is past ``step`` (the last checkpoint).
+
+    Args:
+        path (str): the log (nothing happens when it does not exist).
+        step (int): the step the run resumes from; a resumed run logs the later steps again, once.
+    """
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    storage.write_text(path, "".join(rows))
+
+
+def append_jsonl(path: str, row: dict) -> None:
+    """Append one row (sorted keys) to a jsonl log."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def publish_dir(directory: str, write: Callable[[str], None]) -> None:
+    """Fill a temporary sibling of ``directory`` with ``write(tmp)``, then swap it in.
+
+    A run stopped at any point leaves either the previous directory or the new one, never half of one.
+
+    Args:
+        directory (str): the local directory to (re)place.
+        write (Callable[[str], None]): writes the directory's content into the path it is given.
+    """
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".model-", dir=parent)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = directory + ".old"
+    shutil.rmtree(old, ignore_errors=True)  # left by a run stopped between the two renames below
+    if os.path.isdir(directory):
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,259 @@
+"""GenProp training on the procedural world (no Ray): samples, curve, export, resume, ablations, scoring."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from genprop import configs
+from genprop.datasets import open_dataset
+from genprop.datasets.procedural import Case, WorldConfig, write_world
+from genprop.datasets.procedural.memory import RenderedWorld
+from genprop.genprop_quality import (case_scores, iou_frames_after_first, mean_scores, psnr_frames_after_first,
+                                     task_id_for)
+from genprop.losses import RegionLossConfig, region_aware_loss
+from genprop.models.backbones import WanBackboneConfig, build_backbone
+from genprop.models.backbones.export import load_backbone, save_backbone
+from genprop.models.genprop_model import GenPropModel
+from genprop.sampling import propagate
+from genprop.shards import ShardWriter
+from genprop.shards.clip import make_planned_pair
+from genprop.shards.encode import SampleEncoder
+from genprop.training.backbone_pretraining import VALIDATION_SEED_BASE, PretrainConfig
+from genprop.training.data import collate, decode_training_sample
+from genprop.training.objectives import GenPropObjective
+from genprop.training.procedural_genprop import (GENPROP_VALIDATION_SEED_BASE, GenPropRunConfig, ProceduralSamples,
+                                                 train_genprop_run)
+from genprop.training.shard_stream import iter_tar_samples
+from jobs.train_procedural_genprop import main as job_main
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jobs", "configs")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run far faster on one thread, above all on a CPU shared with other work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("backbone") / "model")
+    save_backbone(build_backbone(WanBackboneConfig.tiny()), path)
+    return path
+
+
+def _run(cfg, root, steps):
+    return train_genprop_run(cfg, str(root / "run"), str(root / "state"), max_steps=steps, log=lambda s: None)
+
+
+def _rows(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_train_writes_curve_exports_and_resumes_exactly(tmp_path, backbone_dir):
+    cfg = GenPropRunConfig.tiny(backbone_dir)
+    straight = tmp_path / "straight"
+    _run(cfg, straight, 4)
+    # the same run in two calls (the second through the job entrypoint), with a kill after step 3 simulated
+    split = tmp_path / "split"
+    progress = _run(cfg, split, 2)
+    assert progress["step"] == 2 and progress["samples"] + progress["skipped"] == 4
+    with open(split / "run" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 3, "loss": 9.0}) + "\n")
+    yaml = tmp_path / "tiny.yaml"
+    yaml.write_text(json.dumps(configs.to_dict(cfg)))
+    assert job_main(["--config", str(yaml), "--output", str(split / "run"), "--state-dir", str(split / "state"),
+                     "--max-steps", "4", "--threads", "1"]) == 0
+    # logs hold each step once, the curve has its validation rows
+    assert [r["step"] for r in _rows(split / "run" / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert all(r["loss"] != 9.0 for r in _rows(split / "run" / "metrics.jsonl"))
+    curve = _rows(split / "run" / "curve.jsonl")
+    assert [r["step"] for r in curve] == [2, 4]
+    assert {"samples", "wall_s", "val_s", "remove_psnr_model", "remove_psnr_identity", "remove_psnr_track_inpaint",
+            "track_iou_colour", "track_iou_mpd", "track_iou_flow"} <= curve[0].keys()
+    # resuming gave exactly the uninterrupted run: weights, EMA and logs
+    a = torch.load(straight / "state" / "state.pt", weights_only=True)
+    b = torch.load(split / "state" / "state.pt", weights_only=True)
+    for k in a["trainable"]:
+        torch.testing.assert_close(a["trainable"][k], b["trainable"][k], rtol=0, atol=0)
+        torch.testing.assert_close(a["ema"]["shadow"][k], b["ema"]["shadow"][k], rtol=0, atol=0)
+    for x, y in zip(_rows(straight / "run" / "metrics.jsonl"), _rows(split / "run" / "metrics.jsonl")):
+        assert x["loss"] == y["loss"]
+    # the export is the EMA model; it loads (over the backbone it names) and propagates
+    model = GenPropModel.from_pretrained(str(split / "run" / "model"))
+    for k, v in b["ema"]["shadow"].items():
+        torch.testing.assert_close(model.state_dict()[k].float(), v)
+    assert json.load(open(split / "run" / "model" / "run_config.json"))["step"] == 4
+    video = torch.rand(1, 9, 3, 32, 32) * 2 - 1
+    out = propagate(model, video, video[:, 0], num_steps=1, guidance_scale=1.0)
+    assert out.shape == video.shape and torch.isfinite(out).all()
+
+
+def test_refuses_to_resume_over_a_changed_backbone(tmp_path, backbone_dir):
+    changed = str(tmp_path / "backbone")
+    save_backbone(load_backbone(backbone_dir), changed)
+    cfg = dataclasses.replace(GenPropRunConfig.tiny(changed), val_every=1)
+    _run(cfg, tmp_path, 1)
+    with open(os.path.join(changed, "genprop_backbone.json"), "a") as f:
+        f.write("\n")
+    with pytest.raises(ValueError, match="backbone changed"):
+        _run(cfg, tmp_path, 2)
+
+
+def test_training_and_validation_seeds_are_disjoint():
+    cfg = GenPropRunConfig()
+    last = VALIDATION_SEED_BASE // cfg.batch_size - 1
+    val = set(cfg.val_spec().seeds)
+    assert max(cfg.train_seeds(last)) < VALIDATION_SEED_BASE <= GENPROP_VALIDATION_SEED_BASE == min(val)
+    assert not val & set(PretrainConfig().val_spec().seeds)  # nor the backbone's own validation clips
+    with pytest.raises(ValueError, match="held-out"):
+        cfg.train_seeds(last + 1)
+
+
+def test_on_the_fly_samples_equal_the_shard_path(tmp_path, backbone_dir):
+    """Samples made in memory equal those written to a shard file and read back by the training reader."""
+    cfg = GenPropRunConfig.tiny(backbone_dir)
+    backbone = load_backbone(backbone_dir)
+    data = ProceduralSamples(cfg, backbone)
+    seeds = cfg.train_seeds(3)
+    samples, skipped = data.samples(seeds)
+    assert not skipped and len(samples) == len(seeds)
+    # the shard path, from scratch: freshly rendered records, its own encoder, a real tar file, the stream reader
+    world, rows = RenderedWorld(seeds, cfg.world()), data.plan(seeds)[1]
+    encoder = SampleEncoder(cfg.shards_config(backbone.config), backbone=backbone, device="cpu")
+    shard = str(tmp_path / "shard-000000.tar")
+    with ShardWriter(shard) as w:
+        for row in rows:
+            w.add(encoder.encode(make_planned_pair(row, world, cfg.shards_config(backbone.config)), row)[1])
+        w.commit()
+    read = [decode_training_sample(raw) for raw in iter_tar_samples(shard)]
+    assert [s["key"] for s in read] == [s["key"] for s in samples]
+    for got, want in zip(samples, read):
+        assert got["meta"] == want["meta"] and got["task_id"] == want["task_id"] and got["prompt"] == want["prompt"]
+        for name in ("sce_latents", "target_latents", "mask", "cond_frame", "latent_mask", "mpd_target"):
+            assert got[name].dtype == want[name].dtype and np.array_equal(got[name], want[name]), name
+        for name, value in want["condition"].items():
+            assert np.array_equal(got["condition"][name], value), name
+    batch, want = data.batch(3)[0], collate(read)
+    assert want["keys"] == batch["keys"] and want["cond"].keys() == batch["cond"].keys()
+    for k in ("target_latents", "sce_latents", "mask", "task_id"):
+        assert torch.equal(want[k], batch[k]), k
+    for k, v in want["cond"].items():
+        assert torch.equal(v, batch["cond"][k]), k
+
+
+def test_rendered_world_reads_like_the_written_world(tmp_path):
+    """The in-memory records hold what write_world's files read back hold (frames up to JPEG rounding)."""
+    world = WorldConfig(videos=1, frames=9, height=32, width=32, tasks=())
+    write_world(str(tmp_path / "world"), world)
+    disk = open_dataset(str(tmp_path / "world")).record(world.video_id(0))
+    mem = RenderedWorld([world.video_seed(0)], world)
+    rec = mem.record(mem.videos()[0])
+    assert (rec.object_ids, rec.num_frames, rec.fps) == (disk.object_ids, disk.num_frames, disk.fps)
+    assert np.array_equal(rec.masks().masks, disk.masks().masks)
+    assert np.abs(rec.frames().astype(int) - disk.frames().astype(int)).mean() < 2
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def test_ablation_configs_differ_only_where_intended():
+    def load(name):
+        return configs.load(GenPropRunConfig, os.path.join(CONFIGS, f"procedural-genprop{name}.yaml"))
+
+    full = load("")
+    assert full == GenPropRunConfig()
+    base = _flat(configs.to_dict(full))
+    expected = {"-no-mpd": {"train.loss.mpd_weight": 0.0},
+                "-no-region-loss": {"train.loss.region_weighting": False, "train.loss.grad_weight": 0.0},
+                "-no-colour-fill": {"synth.ratios": [0.5, 0.375, 0.0]}}
+    for name, diff in expected.items():
+        flat = _flat(configs.to_dict(load(name)))
+        assert {k: v for k, v in flat.items() if base[k] != v} == diff, name
+    assert load("-no-colour-fill").trained_tasks() == {"insert", "remove"}
+
+
+def test_ablation_losses():
+    """No MPD: its loss moves nothing; no region-aware loss: the plain MSE and no perturbed SCE pass."""
+    g = torch.Generator().manual_seed(0)
+    pred, tgt = torch.randn(2, 3, 4, 8, 8, generator=g), torch.randn(2, 3, 4, 8, 8, generator=g)
+    m = torch.zeros(2, 3, 1, 8, 8)
+    m[0, :, :, 1:3, 1:3] = 1
+    out = type("Out", (), dict(prediction=pred, mask=torch.rand(2, 3, 8, 8, requires_grad=True), sce_features=[],
+                               sce_features_perturbed=None, delta=0.0))()
+    plain = RegionLossConfig(region_weighting=False, grad_weight=0.0)
+    torch.testing.assert_close(region_aware_loss(out, tgt, m, m[:, :, 0], plain)["loss"],
+                               ((pred - tgt) ** 2).mean() + torch.mean((out.mask - m[:, :, 0]) ** 2))
+    assert plain.grad_delta_at(0) == 0.0 and RegionLossConfig().grad_delta_at(0) == 0.01
+    no_mpd = region_aware_loss(out, tgt, m, m[:, :, 0], RegionLossConfig(mpd_weight=0.0))
+    no_mpd["loss"].backward()
+    assert torch.count_nonzero(out.mask.grad) == 0
+
+
+def test_without_mpd_loss_the_mpd_changes_nothing(backbone_dir):
+    """MPD weight 0: the prediction never reads the MPD, and the SCE's gradients do not depend on its weights."""
+    cfg = GenPropRunConfig.tiny(backbone_dir)
+    loss = dataclasses.replace(cfg.train.loss, mpd_weight=0.0, task_drop_prob=0.0)
+    backbone = load_backbone(backbone_dir)
+    batch, _ = ProceduralSamples(cfg, backbone).batch(0)
+    grads = []
+    for mpd_seed in (0, 1):
+        model = GenPropModel(cfg.genprop_config(backbone.config), backbone=backbone)
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(7)
+            for p in model.sce.parameters():  # non-zero injections, as after some training
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+            g = torch.Generator().manual_seed(mpd_seed)
+            for p in model.mpd.parameters():
+                p.add_(torch.randn(p.shape, generator=g))
+        terms = GenPropObjective(loss, 0.0)(model, batch, 0, torch.Generator().manual_seed(3))
+        terms["loss"].backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        assert all(torch.count_nonzero(p.grad) == 0 for p in model.mpd.parameters() if p.grad is not None)
+    for name, g in grads[0].items():
+        if not name.startswith("mpd."):
+            torch.testing.assert_close(g, grads[1][name], rtol=0, atol=0, msg=name)
+
+
+def test_scores_on_constructed_inputs():
+    t, h, w = 3, 4, 4
+    original = np.zeros((t, h, w, 3), np.uint8)
+    target = original.copy()
+    mask = np.zeros((t, h, w), bool)
+    mask[:, :2, :2] = True  # 4 of 16 pixels
+    effects = np.zeros_like(mask)
+    effects[:, 0, 0] = True
+    target[mask] = 100
+    case = Case(case_id="c", task="remove", video_id="v", object_id=1, prompt="", original=original, target=target,
+                mask=mask, effect_mask=None, seed=0, fps="12")
+    frames = target.copy()
+    frames[1:, 3, 3] = 10  # one wrong pixel per frame, error 10 on 3 channels
+    scores = case_scores(case, frames, mpd_mask=mask.astype(np.float32) * 0.9)
+    assert scores["remove_psnr_model"] == pytest.approx(10 * np.log10(255 ** 2 / (100 / 16)))
+    assert scores["remove_psnr_region_model"] == 100.0 and scores["remove_iou_mpd"] == 1.0
+    assert psnr_frames_after_first(original, target) == pytest.approx(10 * np.log10(255 ** 2 / (4 * 100 ** 2 / 16)))
+    # tracking: colour segmentation of the painted colour, against the object and against object + effects
+    obj = mask & ~effects  # the object; the effect (a shadow) is not painted
+    painted = dataclasses.replace(case, task="track", effect_mask=effects,
+                                  target=np.where(obj[..., None], 200, 0).astype(np.uint8))
+    gen = painted.target.copy()
+    gen[2, 1, 1] = 0  # frame 3 misses one object pixel
+    scores = case_scores(painted, gen)
+    assert scores["track_iou_colour"] == pytest.approx(np.mean([1.0, 2 / 3]))  # object: 3 px; frame 3 finds 2
+    assert scores["track_iou_fx_colour"] == pytest.approx(np.mean([3 / 4, 2 / 4]))  # colour never finds the effect
+    assert iou_frames_after_first(np.zeros((2, 2, 2), bool), np.zeros((2, 2, 2), bool)) == 1.0
+    assert mean_scores([{"a": 1.0, "b": None}, {"a": 3.0}], ["remove", "track"]) == \
+        {"a": 2.0, "b": None, "remove_cases": 1, "track_cases": 1}
+    assert [task_id_for(t) for t in ("remove", "insert", "track", "replace")] == [2, 1, 3, 0]
+    assert task_id_for("track", {"insert", "remove"}) == 0
