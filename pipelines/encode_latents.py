@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import traceback
 
+import numpy as np
+import pyarrow as pa
+
+from genprop import storage
 from genprop.shards import ShardsConfig
+
+_COLUMNS = ("shard", "position", "source", "video_id", "start", "task", "object_id", "key", "status", "reason")
+
+
+def _binary_column(values: list[bytes]) -> pa.ChunkedArray:
+    """``values`` as a large-binary column whose chunks wrap the bytes objects themselves (no copy)."""
+    chunks = [pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(v)], np.int64)),
+                                                           pa.py_buffer(v)]) for v in values]
+    return pa.chunked_array(chunks, type=pa.large_binary())
 
 
 class EncodeSamples:
     """``map_batches`` callable class: pair rows -> sample rows (key, tar blocks, manifest fields).
 
     The adapter (VAE, text and image encoders) is built in ``__init__``, once per actor; on a GPU node the
-    actor gets ``num_gpus`` and encodes there.
+    actor gets ``num_gpus`` and encodes there. The batch comes back as an Arrow table whose ``tar`` column
+    wraps the encoded bytes without a copy (Ray then writes them once, into the object store).
 
     Args:
         config (ShardsConfig): backbone and hashes.
@@ -23,12 +38,24 @@ class EncodeSamples:
         from genprop.shards.encode import SampleEncoder
 
         self.encoder = SampleEncoder(config)
+        self.kill_after = config.kill_encoder_after_samples
+        self.output = config.output
+        self.encoded = 0
 
-    def __call__(self, batch: dict) -> dict:
-        cols = ("shard", "position", "source", "video_id", "start", "task", "object_id", "key", "status", "reason",
-                "tar")
-        out = {c: [] for c in cols}
+    def _test_hook(self) -> None:
+        """``kill_encoder_after_samples`` = k: once this actor has encoded k samples, its worker process dies
+        (``os._exit``, no clean-up) when handed the next batch; a restarted actor encodes k more, and so on."""
+        if self.kill_after is None or self.encoded < self.kill_after:
+            return
+        storage.write_text(storage.join(self.output, "_test_hook", f"encoder-exit-{os.getpid()}"),
+                           f"exited after {self.encoded} samples\n")
+        os._exit(1)
+
+    def __call__(self, batch: dict) -> pa.Table:
+        self._test_hook()
+        out = {c: [] for c in _COLUMNS + ("tar",)}
         for plan, status, reason, pair in zip(batch["plan"], batch["status"], batch["reason"], batch["pair"]):
+            self.encoded += 1
             row = json.loads(plan)
             key, blocks, object_id = "", b"", -1
             if status == "ok":
@@ -43,4 +70,4 @@ class EncodeSamples:
                          ("object_id", object_id), ("key", key), ("status", status), ("reason", reason),
                          ("tar", blocks)):
                 out[c].append(v)
-        return out
+        return pa.table({**{c: out[c] for c in _COLUMNS}, "tar": _binary_column(out["tar"])})

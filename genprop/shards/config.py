@@ -12,7 +12,7 @@ from genprop.synth import SynthConfig
 
 # Fields that change how the job runs but not one byte of what it writes; left out of the config hash.
 EXECUTION_FIELDS = ("output", "encode_actors", "encode_num_cpus", "encode_num_gpus", "pair_num_cpus", "batch_size",
-                    "fail_after_shards")
+                    "fail_after_shards", "kill_encoder_after_samples")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class ShardsConfig:
         batch_size (int, default 4): rows per ``map_batches`` call.
         fail_after_shards (int | None, default None): TEST HOOK: fail on purpose while writing the shard after
             this many shards were written by this run (proves atomic, resumable writes).
+        kill_encoder_after_samples (int | None, default None): TEST HOOK: an encoding actor that has encoded
+            this many samples (k >= 1) kills its worker process (``os._exit``) when handed the next batch, after
+            writing ``<output>/_test_hook/encoder-exit-<pid>`` (proves that a worker dying mid-shard publishes
+            nothing partial and that a rerun completes the set).
     """
 
     input: str = ""
@@ -72,6 +76,7 @@ class ShardsConfig:
     pair_num_cpus: float = 0.5
     batch_size: int = 4
     fail_after_shards: int | None = None
+    kill_encoder_after_samples: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "crop_scale", tuple(float(c) for c in self.crop_scale))
@@ -80,6 +85,8 @@ class ShardsConfig:
         if self.frames < 1 or self.height < 8 or self.width < 8 or self.clips_per_video < 1:
             raise ValueError(f"bad clip shape: {self.frames} frames {self.height}x{self.width}, "
                              f"{self.clips_per_video} clips per video")
+        if self.kill_encoder_after_samples is not None and self.kill_encoder_after_samples < 1:
+            raise ValueError(f"kill_encoder_after_samples must be >= 1, got {self.kill_encoder_after_samples}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ValueError(f"crop_scale must be 0 < lo <= hi <= 1, got {self.crop_scale}")
         bb = self.backbone_config()
