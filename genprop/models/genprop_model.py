@@ -237,11 +237,11 @@ class GenPropModel(nn.Module):
         # 2. SCE on the source latents (fused with G's embedded input), and 3. for L_grad the same pass on the
         # source latents + delta inside the mask only. Both passes run as one batch of 2B: the same FLOPs in half
         # the ops, which is what a step costs on small models.
-        x_sce = bb.sce_input(model_input, sce_latents, cond)
+        x_sce = bb.sce_input(model_input, sce_latents, cond, timestep)
         perturbed = None
         if perturb_delta and perturb_mask is not None:
             shifted = sce_latents + perturb_delta * perturb_mask.to(sce_latents.dtype)
-            x_both = torch.cat([x_sce, bb.sce_input(model_input, shifted, cond)])
+            x_both = torch.cat([x_sce, bb.sce_input(model_input, shifted, cond, timestep)])
             both = self._sce(x_both, _ctx_twice(ctx), torch.cat([g_hidden] * 2), torch.cat([task_emb] * 2))
             half = x_sce.shape[0]
             injections = [tuple(t[:half] for t in block) for block in both]

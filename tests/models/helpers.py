@@ -40,7 +40,7 @@ def make_batch(model: GenPropModel, name: str, seed: int = 0, batch: int = 2, fr
     latent_mask, mpd_target = loss_masks(mask, bb.latent_map, lat.shape[1])
     return dict(model_input=sample.model_input, timestep=sample.timestep, target=sample.target, cond=cond,
                 sce_latents=sce_lat, task_ids=torch.tensor([1, 3][:batch]), latent_mask=latent_mask,
-                mpd_target=mpd_target, num_frames=t)
+                mpd_target=mpd_target, num_frames=t, video=video)
 
 
 def forward(model: GenPropModel, b: dict, delta: float = 1e-2):

@@ -149,3 +149,27 @@ def test_batched_l_grad_passes_equal_two_separate_sce_passes():
             ref = m.sce(bb, bb.sce_input(b["model_input"], latents, b["cond"]), ctx, g_hidden, task)
             for r, g in zip([bb.feature_grid(t, ctx) for blk in ref for t in blk], got):
                 torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_first_frame_anchor_is_flow_matching_on_the_difference_from_the_first_frame():
+    import dataclasses
+
+    from genprop.models import GenPropModel
+
+    base = make_model("wan")
+    bb_cfg = dataclasses.replace(base.config.backbone, first_frame_anchor=True)
+    model = GenPropModel(dataclasses.replace(base.config, backbone=bb_cfg))
+    bb, b = model.backbone, make_batch(model, "wan")
+    x_t, t, cond = b["model_input"], b["timestep"], b["cond"]
+    # the anchor is the first frame's latents repeated over time
+    first = bb.latent_map.encode(b["video"][:, :1].expand(-1, b["video"].shape[1], -1, -1, -1))
+    sigma = (t / 1000).view(-1, 1, 1, 1, 1)
+    with torch.no_grad():
+        ours = bb(x_t, t, cond)
+        x = torch.cat([x_t - (1 - sigma) * first, cond["condition"]], 2).transpose(1, 2)
+        v_r = bb.transformer(x, t, cond["prompt_embeds"]).sample.transpose(1, 2)
+        out = model(x_t, t, cond, b["sce_latents"], b["task_ids"], num_frames=b["num_frames"])
+    torch.testing.assert_close(ours, v_r - first, rtol=1e-5, atol=1e-5)
+    assert torch.equal(out.prediction, ours)  # untrained GenProp is still exactly its backbone
+    with pytest.raises(ValueError, match="needs the timestep"):
+        bb.sce_input(x_t, b["sce_latents"], cond)

@@ -286,8 +286,10 @@ class SVDBackbone(nn.Module):
             indicator=torch.zeros(b, t, dtype=sample.dtype, device=sample.device),
             batch=b, frames=t, forward_upsample_size=forward_upsample_size)
 
-    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict) -> torch.Tensor:
-        """The SCE's input, (B*T, 2C, h, w): the source latents take the condition-latent channels (unscaled like them)."""
+    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict,
+                  timestep=None) -> torch.Tensor:
+        """The SCE's input, (B*T, 2C, h, w): the source latents take the condition-latent channels (unscaled like them).
+        ``timestep`` is unused (accepted so both backbones share one call)."""
         src = (sce_latents / self.latent_map.scaling_factor).to(model_input.dtype)
         return torch.cat([model_input, src], dim=2).flatten(0, 1)
 

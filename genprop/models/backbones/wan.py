@@ -54,6 +54,11 @@ class WanBackboneConfig:
         guidance (float, default 5.0): CFG scale (the paper's internal DiT used 20; pass it as a setting).
         num_steps (int, default 50): sampling steps.
         seed (int, default 0): seed for building from config.
+        first_frame_anchor (bool, default False): the denoiser models the clip's difference from its first frame
+            repeated (the anchor ``a``): it sees ``x_t - (1 - sigma) a`` and its output ``v_r`` becomes
+            ``v_r - a``, which is exactly flow matching on ``x0 - a`` while the objective, sampler and latents stay
+            those of ``x0``. An untrained-to-motion model then predicts "nothing moves" instead of re-synthesising
+            the whole frame. For backbones trained with it (the procedural backbone); Wan2.1's weights expect False.
     """
 
     pretrained: str | None = None
@@ -69,6 +74,7 @@ class WanBackboneConfig:
     guidance: float = 5.0
     num_steps: int = 50
     seed: int = 0
+    first_frame_anchor: bool = False
 
     @classmethod
     def tiny(cls, latent_map: str = "pixel_unshuffle", encoders: bool = False, pad_frames: bool = False,
@@ -109,6 +115,7 @@ class WanContext:
     context: torch.Tensor  # (B, L_img + L_txt, D)
     batch: int
     grid: tuple[int, int, int]  # tokens per axis (F', H', W')
+    anchor: torch.Tensor | None = None  # (B, T_lat, C, h, w) first-frame latents repeated (first_frame_anchor)
 
 
 class WanBackbone(nn.Module):
@@ -304,9 +311,26 @@ class WanBackbone(nn.Module):
         prediction, _ = self.trunk(ctx, self.embed(ctx.x_in, ctx))
         return prediction
 
+    def _anchor(self, cond: dict, like: torch.Tensor) -> torch.Tensor | None:
+        """(B, T_lat, C, h, w): the condition's first latent frame repeated over time (None without the anchor)."""
+        if not self.config.first_frame_anchor:
+            return None
+        first = cond["condition"][:, :1, self.latent_map.temporal_factor:].to(like.dtype)
+        return first.expand(-1, like.shape[1], -1, -1, -1)
+
+    def _anchored_input(self, model_input: torch.Tensor, timestep, anchor: torch.Tensor | None) -> torch.Tensor:
+        """``x_t - (1 - sigma) a``: the noisy latents of ``x0 - a`` (sigma = timestep / 1000)."""
+        if anchor is None:
+            return model_input
+        t = torch.as_tensor(timestep, device=model_input.device, dtype=model_input.dtype).reshape(-1)
+        sigma = (t / 1000).expand(model_input.shape[0]).view(-1, 1, 1, 1, 1)
+        return model_input - (1 - sigma) * anchor
+
     def prepare(self, model_input: torch.Tensor, timestep, cond: dict) -> WanContext:
         """Rotary embedding, time/text/image embeddings and the channel-concatenated input (as the transformer)."""
         tr = self.transformer
+        anchor = self._anchor(cond, model_input)
+        model_input = self._anchored_input(model_input, timestep, anchor)
         x = torch.cat([model_input, cond["condition"].to(model_input.dtype)], dim=2).transpose(1, 2)  # (B,C,F,H,W)
         b, _, f, h, w = x.shape
         p_t, p_h, p_w = tr.config.patch_size
@@ -318,15 +342,22 @@ class WanBackbone(nn.Module):
         if image is not None:
             context = torch.concat([image, context], dim=1)
         return WanContext(x_in=x, rotary=tr.rope(x), temb=temb, timestep_proj=timestep_proj, context=context,
-                          batch=b, grid=(f // p_t, h // p_h, w // p_w))
+                          batch=b, grid=(f // p_t, h // p_h, w // p_w), anchor=anchor)
 
-    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict) -> torch.Tensor:
+    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict,
+                  timestep=None) -> torch.Tensor:
         """The SCE's input (B, C_in, F, H, W): noisy latents, an all-ones "frame given" mask, the source latents.
 
         The source video takes the condition-latent channels and the mask says every frame is given,
-        which is exactly what Wan's I2V input format means by a known frame.
+        which is exactly what Wan's I2V input format means by a known frame. With ``first_frame_anchor`` the
+        noisy latents are anchored as G's (``timestep`` is then required).
         """
         b, t, _, h, w = model_input.shape
+        anchor = self._anchor(cond, model_input)
+        if anchor is not None:
+            if timestep is None:
+                raise ValueError("sce_input of a first_frame_anchor backbone needs the timestep")
+            model_input = self._anchored_input(model_input, timestep, anchor)
         ones = model_input.new_ones(b, t, self.latent_map.temporal_factor, h, w)
         return torch.cat([model_input, ones, sce_latents.to(model_input.dtype)], dim=2).transpose(1, 2)
 
@@ -378,8 +409,10 @@ class WanBackbone(nn.Module):
         p_t, p_h, p_w = tr.config.patch_size
         f, hh, ww = ctx.grid
         h = h.reshape(ctx.batch, f, hh, ww, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        out = h.flatten(6, 7).flatten(4, 5).flatten(2, 3)  # (B, C, F, H, W)
-        return out.transpose(1, 2), penultimate
+        out = h.flatten(6, 7).flatten(4, 5).flatten(2, 3).transpose(1, 2)  # (B, F, C, H, W)
+        if ctx.anchor is not None:  # v = v_r - a (see WanBackboneConfig.first_frame_anchor)
+            out = out - ctx.anchor.to(out.dtype)
+        return out, penultimate
 
     def final_block(self) -> nn.Module:
         """The last transformer block (the MPD copies it)."""
