@@ -82,6 +82,13 @@ def exists(url: str) -> bool:
     return fs.exists(path)
 
 
+def remove(url: str) -> None:
+    """Delete one file (no error when it is already gone)."""
+    fs, path = filesystem(url)
+    if fs.exists(path):
+        fs.rm_file(path)
+
+
 def isdir(url: str) -> bool:
     fs, path = filesystem(url)
     return fs.isdir(path)

@@ -7,7 +7,9 @@ validation, and runs ``pipelines.train_worker.train_loop_per_worker`` on ``num_w
 (gloo on CPU, NCCL on GPU) or FSDP. Checkpoints go to ``<output>/checkpoints/checkpoint-NNNNNN`` through
 ``RunConfig(storage_path=...)`` (an s3:// output gets its filesystem passed explicitly, so a custom endpoint
 works), the last ``keep_checkpoints`` are kept, a failed worker group is restarted up to ``max_failures``
-times from the latest checkpoint, and the EMA weights end in ``<output>/model``.
+times from the latest checkpoint, and the EMA weights end in ``<output>/model``. A non-finite loss is not
+retried (it is deterministic: the same checkpoint and data meet it again): the failing worker records it, the
+restarted group stops at once, and the driver raises ``NonFiniteLossError`` naming the step and samples.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import time
 from genprop import configs, storage
 from genprop.shards import ShardsConfig
 from genprop.training.job_config import TrainJobConfig
+from genprop.training.objectives import NonFiniteLossError
 from genprop.training.shard_check import ShardSet, check_shards
-from pipelines.train_worker import train_loop_per_worker
+from pipelines.train_worker import nonfinite_marker, train_loop_per_worker
 
 
 def storage_for(url: str):
@@ -62,6 +65,12 @@ def make_trainer(job: TrainJobConfig, shard_set: ShardSet):
             failure_config=ray.train.FailureConfig(max_failures=job.max_failures)))
 
 
+def _raise_if_nonfinite(marker: str) -> None:
+    if storage.exists(marker):
+        record = json.loads(storage.read_text(marker))
+        raise NonFiniteLossError(record["step"], record["keys"], record["terms"])
+
+
 def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None) -> dict:
     """Run (or resume) a training run to ``job.train.max_steps``.
 
@@ -76,6 +85,7 @@ def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None) -> d
     Raises:
         DataError: no readable shards; ShardMismatchError: shards for another backbone/shape.
         ray.train.TrainingFailedError: the workers failed more than ``max_failures`` times (the cause inside).
+        NonFiniteLossError: a loss was NaN or infinite (not retried).
     """
     t0 = time.monotonic()
     if not job.shards or not job.output:
@@ -88,7 +98,15 @@ def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None) -> d
           f"objective {job.train.objective}, {job.train.max_steps} steps", flush=True)
     storage.write_text(storage.join(job.output, "train_config.json"),
                        json.dumps(configs.to_dict(job), indent=1, sort_keys=True) + "\n")
-    result = make_trainer(job, shard_set).fit()
+    marker = nonfinite_marker(job.output)
+    if storage.exists(marker):  # a rerun (after changing what made the loss non-finite) starts clean
+        storage.remove(marker)
+    try:
+        result = make_trainer(job, shard_set).fit()
+    except Exception:
+        _raise_if_nonfinite(marker)
+        raise
+    _raise_if_nonfinite(marker)  # the restarted group stopped at once and fit() "succeeded"
     metrics = dict(result.metrics or {})
     ckpt = result.checkpoint
     summary = {"steps": int(metrics.get("step", 0)), "metrics": metrics, "output": job.output,

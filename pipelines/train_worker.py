@@ -26,9 +26,14 @@ from genprop.training.checkpoint import gather_train_state, load_train_state, sa
 from genprop.training.data import BatchReader, collate, decode_training_sample
 from genprop.training.job_config import TrainJobConfig
 from genprop.training.metrics_log import MetricsLog
-from genprop.training.objectives import GenPropObjective, I2VObjective
+from genprop.training.objectives import GenPropObjective, I2VObjective, NonFiniteLossError
 from genprop.training.shard_stream import ShardStream, StreamPosition, iter_tar_samples
 from genprop.training.validation import validate
+
+
+def nonfinite_marker(output: str) -> str:
+    """Where a worker records a non-finite loss (the driver turns it into ``NonFiniteLossError``)."""
+    return storage.join(output, "NONFINITE_LOSS.json")
 
 
 def upload_tree(local_dir: str, url: str) -> None:
@@ -99,6 +104,8 @@ def train_loop_per_worker(cfg: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     job = configs.from_dict(TrainJobConfig, cfg["job"])
+    if storage.exists(nonfinite_marker(job.output)):
+        return  # a restart after a non-finite loss: it would fail the same way; the driver raises the error
     shards_config = configs.from_dict(ShardsConfig, cfg["shards_config"])
     device = ray.train.torch.get_device()
     torch.manual_seed(job.train.seed)
@@ -139,7 +146,13 @@ def train_loop_per_worker(cfg: dict) -> None:
                                     {n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v)
                                 for k, v in batch.items()})
                 wait += w
-            m = trainer.train_step(batches, data_wait_s=wait)
+            try:
+                m = trainer.train_step(batches, data_wait_s=wait)
+            except NonFiniteLossError as e:
+                # deterministic: a restart from the last checkpoint meets it again, so no retries (see
+                # pipelines.train); any rank may write the marker, all write the same kind of record
+                storage.write_text(nonfinite_marker(job.output), json.dumps({**e.to_json(), "rank": rank}))
+                raise
             step = trainer.step
             # 5. metrics across workers: losses averaged, throughput summed
             local = {k: v for k, v in m.items() if k not in ("step", "lr")}

@@ -151,6 +151,22 @@ def test_i2v_objective_through_the_job_exports_a_loadable_backbone(shards_url, t
     assert all(torch.equal(state[k], v) for k, v in ema.items())
 
 
+@pytest.mark.timeout(600)
+def test_a_non_finite_loss_is_not_retried_and_names_the_step(local_shards, tmp_path):
+    """Retrying from the last checkpoint would meet the same NaN: the job raises NonFiniteLossError at once."""
+    from genprop.training.objectives import NonFiniteLossError
+    from pipelines.train import train
+
+    job = run_config(str(tmp_path / "run"), local_shards)
+    job = dataclasses.replace(job, max_failures=3, validate_every=0,
+                              train=dataclasses.replace(job.train, lr=1e30))  # weights blow up after one step
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step \d+ on samples \['"):
+        train(job)
+    # the failing worker left the record the driver raised from
+    marker = json.load(open(tmp_path / "run" / "NONFINITE_LOSS.json"))
+    assert marker["step"] >= 1 and marker["keys"]
+
+
 # ------------------------------------------------------------------------------------------------ routing
 @pytest.mark.timeout(300)
 def test_each_task_reaches_the_model_as_the_shard_table_says(local_shards):

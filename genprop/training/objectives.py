@@ -30,6 +30,13 @@ class NonFiniteLossError(GenPropError):
         self.step, self.keys, self.terms = step, list(keys), terms
         super().__init__(f"non-finite loss at step {step} on samples {self.keys[:8]}: {terms}")
 
+    def __reduce__(self):  # picklable across Ray's process boundary despite the custom __init__
+        return (NonFiniteLossError, (self.step, self.keys, self.terms))
+
+    def to_json(self) -> dict:
+        """The fields, for a marker file (see ``pipelines.train``)."""
+        return {"step": self.step, "keys": self.keys, "terms": self.terms}
+
 
 def unwrap(module: nn.Module) -> nn.Module:
     """The module inside a DDP/FSDP wrapper (or the module itself)."""
