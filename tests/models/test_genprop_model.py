@@ -173,3 +173,31 @@ def test_first_frame_anchor_is_flow_matching_on_the_difference_from_the_first_fr
     assert torch.equal(out.prediction, ours)  # untrained GenProp is still exactly its backbone
     with pytest.raises(ValueError, match="needs the timestep"):
         bb.sce_input(x_t, b["sce_latents"], cond)
+
+
+def test_preconditioned_anchor_starts_from_repeat_the_first_frame():
+    """sigma_data: v = c_skip r_t - a + c_out N. With N = 0 a one-step sample is exactly the first frame repeated,
+    and the network's input is r_t scaled to unit variance."""
+    import dataclasses
+
+    from genprop.models.backbones import build_backbone
+    from genprop.sampling import generate
+
+    base = make_model("wan").config.backbone
+    bb = build_backbone(dataclasses.replace(base, first_frame_anchor=True, sigma_data=0.5))
+    with torch.no_grad():
+        bb.transformer.proj_out.weight.zero_()
+        bb.transformer.proj_out.bias.zero_()
+    first = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    video = generate(bb, first, 5, num_steps=1, guidance_scale=1.0)
+    torch.testing.assert_close(video, first[:, None].expand(-1, 5, -1, -1, -1), rtol=0, atol=1e-5)
+    # the formula, by hand, at sigma = 0.3
+    cond = bb.encode_condition(first, None, num_frames=5)
+    a = bb.latent_map.encode(first[:, None].expand(-1, 5, -1, -1, -1))
+    x_t = torch.randn(a.shape, generator=torch.Generator().manual_seed(1))
+    sigma, s = 0.3, 0.5
+    r_t = x_t - (1 - sigma) * a
+    var = (1 - sigma) ** 2 * s ** 2 + sigma ** 2
+    ctx = bb.prepare(x_t, torch.full((2,), sigma * 1000), cond)
+    torch.testing.assert_close(ctx.x_in[:, :a.shape[2]].transpose(1, 2), r_t / var ** 0.5, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ctx.skip, (sigma - (1 - sigma) * s ** 2) / var * r_t - a, rtol=1e-5, atol=1e-5)

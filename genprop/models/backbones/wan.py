@@ -59,6 +59,12 @@ class WanBackboneConfig:
             ``v_r - a``, which is exactly flow matching on ``x0 - a`` while the objective, sampler and latents stay
             those of ``x0``. An untrained-to-motion model then predicts "nothing moves" instead of re-synthesising
             the whole frame. For backbones trained with it (the procedural backbone); Wan2.1's weights expect False.
+        sigma_data (float | None, default None): EDM-style preconditioning (Karras et al. 2022) for flow matching
+            around the anchor (``a`` = 0 without ``first_frame_anchor``): with ``r_t = x_t - (1 - sigma) a`` the
+            network sees ``c_in r_t`` and predicts ``v = c_skip r_t - a + c_out N`` where ``c_skip r_t`` is the best
+            linear guess of ``eps - r`` for a residual of std ``sigma_data``, so the network learns a unit-variance
+            correction instead of reproducing the noise (at sigma = 1 an all-zero ``N`` samples ``x0 = a``).
+            None: the plain parameterisation (Wan2.1's weights).
     """
 
     pretrained: str | None = None
@@ -75,6 +81,7 @@ class WanBackboneConfig:
     num_steps: int = 50
     seed: int = 0
     first_frame_anchor: bool = False
+    sigma_data: float | None = None
 
     @classmethod
     def tiny(cls, latent_map: str = "pixel_unshuffle", encoders: bool = False, pad_frames: bool = False,
@@ -115,7 +122,8 @@ class WanContext:
     context: torch.Tensor  # (B, L_img + L_txt, D)
     batch: int
     grid: tuple[int, int, int]  # tokens per axis (F', H', W')
-    anchor: torch.Tensor | None = None  # (B, T_lat, C, h, w) first-frame latents repeated (first_frame_anchor)
+    skip: torch.Tensor | None = None  # (B, T_lat, C, h, w) added to the output (anchor / preconditioning)
+    c_out: torch.Tensor | None = None  # (B, 1, 1, 1, 1) scales the network's output (preconditioning)
 
 
 class WanBackbone(nn.Module):
@@ -318,19 +326,31 @@ class WanBackbone(nn.Module):
         first = cond["condition"][:, :1, self.latent_map.temporal_factor:].to(like.dtype)
         return first.expand(-1, like.shape[1], -1, -1, -1)
 
-    def _anchored_input(self, model_input: torch.Tensor, timestep, anchor: torch.Tensor | None) -> torch.Tensor:
-        """``x_t - (1 - sigma) a``: the noisy latents of ``x0 - a`` (sigma = timestep / 1000)."""
-        if anchor is None:
-            return model_input
-        t = torch.as_tensor(timestep, device=model_input.device, dtype=model_input.dtype).reshape(-1)
+    def _precondition(self, model_input: torch.Tensor, timestep, cond: dict):
+        """(network input, skip, c_out) for ``first_frame_anchor`` / ``sigma_data`` (see the config); the plain
+        parameterisation gives ``(model_input, None, None)``. sigma = timestep / 1000."""
+        anchor, s_data = self._anchor(cond, model_input), self.config.sigma_data
+        if anchor is None and s_data is None:
+            return model_input, None, None
+        if timestep is None:
+            raise ValueError("an anchored or preconditioned backbone needs the timestep")
+        t = torch.as_tensor(timestep, device=model_input.device, dtype=torch.float32).reshape(-1)
         sigma = (t / 1000).expand(model_input.shape[0]).view(-1, 1, 1, 1, 1)
-        return model_input - (1 - sigma) * anchor
+        anchor = torch.zeros_like(model_input) if anchor is None else anchor
+        r_t = model_input - (1 - sigma).to(model_input.dtype) * anchor  # noisy latents of x0 - a
+        if s_data is None:
+            return r_t, -anchor, None
+        var = (1 - sigma) ** 2 * s_data ** 2 + sigma ** 2  # Var(r_t)
+        cov = sigma - (1 - sigma) * s_data ** 2  # Cov(eps - r, r_t)
+        c_in, c_skip = var.rsqrt(), cov / var
+        c_out = (1 + s_data ** 2 - cov ** 2 / var).clamp_min(1e-8).sqrt()
+        dt = model_input.dtype
+        return c_in.to(dt) * r_t, c_skip.to(dt) * r_t - anchor, c_out.to(dt)
 
     def prepare(self, model_input: torch.Tensor, timestep, cond: dict) -> WanContext:
         """Rotary embedding, time/text/image embeddings and the channel-concatenated input (as the transformer)."""
         tr = self.transformer
-        anchor = self._anchor(cond, model_input)
-        model_input = self._anchored_input(model_input, timestep, anchor)
+        model_input, skip, c_out = self._precondition(model_input, timestep, cond)
         x = torch.cat([model_input, cond["condition"].to(model_input.dtype)], dim=2).transpose(1, 2)  # (B,C,F,H,W)
         b, _, f, h, w = x.shape
         p_t, p_h, p_w = tr.config.patch_size
@@ -342,22 +362,18 @@ class WanBackbone(nn.Module):
         if image is not None:
             context = torch.concat([image, context], dim=1)
         return WanContext(x_in=x, rotary=tr.rope(x), temb=temb, timestep_proj=timestep_proj, context=context,
-                          batch=b, grid=(f // p_t, h // p_h, w // p_w), anchor=anchor)
+                          batch=b, grid=(f // p_t, h // p_h, w // p_w), skip=skip, c_out=c_out)
 
     def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict,
                   timestep=None) -> torch.Tensor:
         """The SCE's input (B, C_in, F, H, W): noisy latents, an all-ones "frame given" mask, the source latents.
 
         The source video takes the condition-latent channels and the mask says every frame is given,
-        which is exactly what Wan's I2V input format means by a known frame. With ``first_frame_anchor`` the
-        noisy latents are anchored as G's (``timestep`` is then required).
+        which is exactly what Wan's I2V input format means by a known frame. With ``first_frame_anchor`` or
+        ``sigma_data`` the noisy latents are anchored and scaled as G's (``timestep`` is then required).
         """
         b, t, _, h, w = model_input.shape
-        anchor = self._anchor(cond, model_input)
-        if anchor is not None:
-            if timestep is None:
-                raise ValueError("sce_input of a first_frame_anchor backbone needs the timestep")
-            model_input = self._anchored_input(model_input, timestep, anchor)
+        model_input = self._precondition(model_input, timestep, cond)[0]
         ones = model_input.new_ones(b, t, self.latent_map.temporal_factor, h, w)
         return torch.cat([model_input, ones, sce_latents.to(model_input.dtype)], dim=2).transpose(1, 2)
 
@@ -410,8 +426,10 @@ class WanBackbone(nn.Module):
         f, hh, ww = ctx.grid
         h = h.reshape(ctx.batch, f, hh, ww, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
         out = h.flatten(6, 7).flatten(4, 5).flatten(2, 3).transpose(1, 2)  # (B, F, C, H, W)
-        if ctx.anchor is not None:  # v = v_r - a (see WanBackboneConfig.first_frame_anchor)
-            out = out - ctx.anchor.to(out.dtype)
+        if ctx.c_out is not None:  # v = c_skip r_t - a + c_out N (WanBackboneConfig.sigma_data)
+            out = ctx.c_out.to(out.dtype) * out
+        if ctx.skip is not None:  # anchor: v = v_r - a (WanBackboneConfig.first_frame_anchor)
+            out = out + ctx.skip.to(out.dtype)
         return out, penultimate
 
     def final_block(self) -> nn.Module:
