@@ -67,3 +67,31 @@ def has_section(url: str, section: str) -> bool:
 
     data = configs.read_yaml(url)
     return isinstance(data, dict) and isinstance(data.get(section), dict)
+
+
+def resumable_run_parser(prog: str, description: str, default_config: str) -> "argparse.ArgumentParser":
+    """The arguments of the resumable no-Ray runs (backbone pretraining, procedural GenProp): config, output,
+    state dir, step/minute limits, the machine label, device and CPU threads."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--config", default=default_config)
+    p.add_argument("--output", required=True, help="local directory (model/, curve.jsonl, progress.json)")
+    p.add_argument("--state-dir", default=None, help="optimiser state (default: <output>/../.state-<name>)")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--machine", default="cpu", help="label recorded with the wall time (cpu-2core, h200, ...)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is far faster on a CPU shared with other work)")
+    return p
+
+
+def resumable_run_dirs(args) -> tuple[str, str]:
+    """``(output, state_dir)`` absolute, after applying ``--threads``."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = os.path.abspath(args.output)
+    return out, args.state_dir or os.path.join(os.path.dirname(out), f".state-{os.path.basename(out)}")

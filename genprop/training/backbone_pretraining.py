@@ -28,7 +28,8 @@ from genprop.backbone_quality import ClipSpec, procedural_clips, score_backbone,
 from genprop.models.backbones import WanBackboneConfig, build_backbone
 from genprop.models.backbones.export import save_backbone
 from genprop.training.config import TrainConfig
-from genprop.training.run_files import append_jsonl, drop_rows_after, publish_dir, read_json, write_json
+from genprop.training.run_files import (append_jsonl, publish_dir, read_json, resume_trainer, save_trainer_state,
+                                        write_json)
 from genprop.training.trainer import Trainer
 
 VALIDATION_SEED_BASE = 1_000_000
@@ -119,14 +120,7 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
     # 1. backbone and trainer; resume the optimiser state when it belongs to this exact step
     backbone = load_run_backbone(config, output).to(device)
     trainer = Trainer(backbone, config.train)
-    if os.path.isfile(state_path):
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if int(state["step"]) == progress["step"]:
-            trainer.load_state_dict(state)
-    trainer.step = progress["step"]
-    for log_name in ("metrics.jsonl", "curve.jsonl"):
-        drop_rows_after(os.path.join(output, log_name), trainer.step)
-    trainer.scheduler.last_epoch = trainer.step  # the schedule follows the global step on a fresh optimiser
+    resume_trainer(trainer, state_path, progress["step"], output, device)
     progress["config"] = {"backbone": dataclasses.asdict(config.backbone), "train": dataclasses.asdict(config.train),
                           "batch_size": config.batch_size}
     log(f"[pretrain] start at step {trainer.step} ({progress['samples']} samples) on {machine}")
@@ -144,8 +138,7 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
         row = {"step": trainer.step, "samples": progress["samples"], "wall_s": dict(progress["wall_s"]), **scores}
         append_jsonl(os.path.join(output, "curve.jsonl"), row)
         _publish_model(backbone, weights, os.path.join(output, "model"))
-        torch.save(trainer.state_dict(), state_path + ".tmp")
-        os.replace(state_path + ".tmp", state_path)
+        save_trainer_state(trainer, state_path)
         progress["step"] = trainer.step
         write_json(progress_path, progress)
         log(f"[pretrain] step {trainer.step}: PSNR model {scores['model']:.2f} dB, repeat-first "

@@ -33,8 +33,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
-
 from genprop import configs
 from genprop.datasets.procedural import TASKS, WorldConfig
 from genprop.datasets.procedural.memory import RenderedWorld
@@ -52,7 +50,8 @@ from genprop.synth.sampler import SkipSample
 from genprop.training.backbone_pretraining import VALIDATION_SEED_BASE
 from genprop.training.config import TrainConfig
 from genprop.training.data import collate, decode_training_sample
-from genprop.training.run_files import append_jsonl, drop_rows_after, publish_dir, read_json, write_json
+from genprop.training.run_files import (append_jsonl, publish_dir, read_json, resume_trainer, save_trainer_state,
+                                        write_json)
 from genprop.training.trainer import Trainer
 
 # Held out from the backbone's training seeds (< VALIDATION_SEED_BASE) and from its own validation clips.
@@ -274,14 +273,7 @@ def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, 
     backbone = load_backbone(config.backbone)
     model = load_run_model(config, output, backbone).to(device)
     trainer = Trainer(model, config.train)
-    if os.path.isfile(state_path):
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if int(state["step"]) == progress["step"]:
-            trainer.load_state_dict(state)
-    trainer.step = progress["step"]
-    for log_name in ("metrics.jsonl", "curve.jsonl"):
-        drop_rows_after(os.path.join(output, log_name), trainer.step)
-    trainer.scheduler.last_epoch = trainer.step  # the schedule follows the global step on a fresh optimiser
+    resume_trainer(trainer, state_path, progress["step"], output, device)
     progress.update(config=configs.to_dict(config), backbone_fingerprint=fingerprint)
     data = ProceduralSamples(config, backbone, device)
     cases = make_validation_cases(config.val_spec())
@@ -314,8 +306,7 @@ def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, 
                                                               "backbone_fingerprint": fingerprint})
 
         publish_dir(os.path.join(output, "model"), export)
-        torch.save(trainer.state_dict(), state_path + ".tmp")
-        os.replace(state_path + ".tmp", state_path)
+        save_trainer_state(trainer, state_path)
         progress["step"] = trainer.step
         write_json(progress_path, progress)
         log(f"[genprop] step {trainer.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(row.items())

@@ -72,3 +72,37 @@ def publish_dir(directory: str, write: Callable[[str], None]) -> None:
         os.replace(directory, old)
     os.replace(tmp, directory)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def resume_trainer(trainer, state_path: str, step: int, output: str, device="cpu") -> None:
+    """Put ``trainer`` at the run's last checkpoint ``step``.
+
+    The optimiser/EMA/RNG state in ``state_path`` is loaded only when it belongs to exactly that step (else the
+    optimiser starts fresh from the exported weights); the schedule follows the global step either way, and the
+    logs forget rows past it, so the steps a killed call trained after its checkpoint are logged once.
+
+    Args:
+        trainer (Trainer): built over the run's model (its weights already those of ``step``).
+        state_path (str): the local ``state.pt``.
+        step (int): ``progress.json``'s step.
+        output (str): the run directory (``metrics.jsonl``, ``curve.jsonl``).
+        device: where to load the state.
+    """
+    import torch
+
+    if os.path.isfile(state_path):
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        if int(state["step"]) == step:
+            trainer.load_state_dict(state)
+    trainer.step = step
+    for log_name in ("metrics.jsonl", "curve.jsonl"):
+        drop_rows_after(os.path.join(output, log_name), step)
+    trainer.scheduler.last_epoch = step
+
+
+def save_trainer_state(trainer, state_path: str) -> None:
+    """Write ``trainer.state_dict()`` to ``state_path`` atomically."""
+    import torch
+
+    torch.save(trainer.state_dict(), state_path + ".tmp")
+    os.replace(state_path + ".tmp", state_path)
