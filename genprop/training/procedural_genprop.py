@@ -89,7 +89,7 @@ class GenPropRunConfig:
         val_videos (int, default 16): held-out scenes; one case per task in ``val_tasks`` each.
         val_tasks (tuple[str, ...], default ("remove", "track")): benchmark tasks scored.
         val_every (int, default 250): steps between validations (and checkpoints).
-        val_steps (int, default 4): sampling steps when scoring.
+        val_steps (int, default 2): sampling steps when scoring (the procedural backbone's default).
         val_guidance (float, default 1.0): CFG scale when scoring (1.0: none).
         val_seed (int, default 0): sampling seed when scoring.
     """
@@ -110,7 +110,7 @@ class GenPropRunConfig:
     val_videos: int = 16
     val_tasks: tuple[str, ...] = ("remove", "track")
     val_every: int = 250
-    val_steps: int = 4
+    val_steps: int = 2
     val_guidance: float = 1.0
     val_seed: int = 0
 
