@@ -183,11 +183,14 @@ def propagate_cases(model, cases: list[Case], *, num_steps: int = 4, guidance_sc
     from genprop.propagation.config import PropagationConfig
     from genprop.propagation.propagate import Propagator
 
+    propagators = {}  # one per clip geometry (all cases share one in a run): places the model once
     for case in cases:
         t, h, w = case.shape
-        prop = Propagator(model, PropagationConfig(working_area=h * w, window=t, overlap=1, num_steps=num_steps,
-                                                   guidance=guidance_scale, seed=seed, device=device))
-        result = prop.run(case.original, case.target[0], case.prompt, task_id_for(case.task, trained_tasks))
+        if case.shape not in propagators:
+            propagators[case.shape] = Propagator(model, PropagationConfig(
+                working_area=h * w, window=t, overlap=1, num_steps=num_steps, guidance=guidance_scale, seed=seed,
+                device=device))
+        result = propagators[case.shape].run(case.original, case.target[0], case.prompt, task_id_for(case.task, trained_tasks))
         yield case, result.frames, result.mask
 
 

@@ -99,8 +99,7 @@ def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None) -> d
     storage.write_text(storage.join(job.output, "train_config.json"),
                        json.dumps(configs.to_dict(job), indent=1, sort_keys=True) + "\n")
     marker = nonfinite_marker(job.output)
-    if storage.exists(marker):  # a rerun (after changing what made the loss non-finite) starts clean
-        storage.remove(marker)
+    storage.remove(marker)  # a rerun (after changing what made the loss non-finite) starts clean
     try:
         result = make_trainer(job, shard_set).fit()
     except Exception:

@@ -123,41 +123,32 @@ def _ctx_to_float(ctx):
     return dataclasses.replace(ctx, **{f.name: conv(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)})
 
 
-def _ctx_twice(ctx):
-    """A backbone context for a batch of 2B: every tensor whose leading dim is a multiple of B stacked twice.
-
-    Per-sample tensors lead with B (or B*T for the U-Net's frame-flattened layout); shared ones such as the
-    rotary tables lead with 1 and broadcast.
-    """
+def _map_ctx(ctx, per_sample, batch: int):
+    """A copy of a backbone context with ``per_sample`` applied to every per-sample tensor (leading dim a multiple
+    of the batch: B, or B*T for the U-Net's frame-flattened layout; shared ones such as the rotary tables lead
+    with 1 and are kept), and ``batch`` as its batch size."""
     b = ctx.batch
 
-    def twice(v):
+    def apply(v):
         if torch.is_tensor(v) and v.dim() and v.shape[0] % b == 0:
-            return torch.cat([v, v])
+            return per_sample(v)
         if isinstance(v, tuple):
-            return tuple(twice(x) for x in v)
+            return tuple(apply(x) for x in v)
         return v
 
-    fields = {f.name: twice(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)}
-    fields["batch"] = 2 * b
+    fields = {f.name: apply(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)}
+    fields["batch"] = batch
     return dataclasses.replace(ctx, **fields)
+
+
+def _ctx_twice(ctx):
+    """A backbone context for a batch of 2B: every per-sample tensor stacked twice."""
+    return _map_ctx(ctx, lambda v: torch.cat([v, v]), 2 * ctx.batch)
 
 
 def _ctx_second_half(ctx):
-    """A backbone context for the second half of a batch of 2B (CFG's conditional rows): every per-sample tensor
-    (leading dim a multiple of the batch: B or B*T) cut to its second half; shared ones kept."""
-    b = ctx.batch
-
-    def half(v):
-        if torch.is_tensor(v) and v.dim() and v.shape[0] % b == 0:
-            return v[v.shape[0] // 2:]
-        if isinstance(v, tuple):
-            return tuple(half(x) for x in v)
-        return v
-
-    fields = {f.name: half(getattr(ctx, f.name)) for f in dataclasses.fields(ctx)}
-    fields["batch"] = b // 2
-    return dataclasses.replace(ctx, **fields)
+    """A backbone context for the second half of a batch of 2B (CFG's conditional rows)."""
+    return _map_ctx(ctx, lambda v: v[v.shape[0] // 2:], ctx.batch // 2)
 
 
 class GenPropModel(nn.Module):

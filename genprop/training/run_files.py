@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from typing import Callable
 
+import torch
+
 from genprop import storage
 
 
@@ -88,8 +90,6 @@ def resume_trainer(trainer, state_path: str, step: int, output: str, device="cpu
         output (str): the run directory (``metrics.jsonl``, ``curve.jsonl``).
         device: where to load the state.
     """
-    import torch
-
     if os.path.isfile(state_path):
         state = torch.load(state_path, map_location=device, weights_only=True)
         if int(state["step"]) == step:
@@ -102,7 +102,5 @@ def resume_trainer(trainer, state_path: str, step: int, output: str, device="cpu
 
 def save_trainer_state(trainer, state_path: str) -> None:
     """Write ``trainer.state_dict()`` to ``state_path`` atomically."""
-    import torch
-
     torch.save(trainer.state_dict(), state_path + ".tmp")
     os.replace(state_path + ".tmp", state_path)
