@@ -32,11 +32,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _config(world: str, out: str, frames: int, size: int):
+def _config(world: str, out: str, frames: int, size: int, encode_actors: int = 1):
     from genprop.shards import ShardsConfig
 
     return ShardsConfig.tiny(input=world, output=out, frames=frames, height=size, width=size, samples_per_shard=4,
-                             batch_size=1)
+                             batch_size=1, encode_actors=encode_actors)
 
 
 def stage_costs(world: str, frames: int, size: int) -> dict:
@@ -142,7 +142,7 @@ def job_child(cfg: str, world: str, out: str) -> None:
     print("MEMORY " + json.dumps({"peak": peaks, "before_job": before, "rc": rc}), flush=True)
 
 
-def run_job(world: str, out: str, frames: int, size: int) -> dict:
+def run_job(world: str, out: str, frames: int, size: int, encode_actors: int = 1) -> dict:
     """The job in a fresh process (its own local Ray, 2 CPUs); returns its summary plus the driver's memory."""
     import yaml
 
@@ -150,7 +150,8 @@ def run_job(world: str, out: str, frames: int, size: int) -> dict:
 
     cfg = out + ".yaml"  # frames and size differ from tiny.yaml: a config file beside the output
     with open(cfg, "w") as f:
-        yaml.safe_dump({"shards": to_dict(dataclasses.replace(_config(world, out, frames, size), input="", output=""))},
+        yaml.safe_dump({"shards": to_dict(dataclasses.replace(_config(world, out, frames, size, encode_actors),
+                                                          input="", output=""))},
                        f)
     code = f"from bench.bench_shards import job_child; job_child({cfg!r}, {world!r}, {out!r})"
     t0 = time.perf_counter()
@@ -204,6 +205,9 @@ def main() -> None:
     p.add_argument("--rss-frames", type=int, default=16)
     p.add_argument("--rss-mults", default="1,2,8", help="multiples of --rss-videos to measure memory at")
     p.add_argument("--rss-only", action="store_true", help="only the driver-memory series")
+    p.add_argument("--encode-actors", type=int, default=1,
+                   help="encoding actors in the job (each one runs torch on one thread: Ray sets OMP_NUM_THREADS "
+                        "from its fractional CPU); 2 uses both cores of a 2-core machine")
     p.add_argument("--out", default="/tmp/bench-shards")
     args = p.parse_args()
     from genprop.datasets.procedural import WorldConfig, write_world
@@ -216,7 +220,8 @@ def main() -> None:
                                        tasks=()))
         costs = stage_costs(world, args.frames, args.size)
         startup = encoder_startup(world, args.frames, args.size)
-        job = run_job(world, os.path.join(args.out, f"job-{time.time_ns()}"), args.frames, args.size)
+        job = run_job(world, os.path.join(args.out, f"job-{time.time_ns()}"), args.frames, args.size,
+                      args.encode_actors)
         sum_stages = costs["sum_stages"]
         shares = {"decode_x1.5": costs["decode"] * 1.5, "synth_mix": costs["synth_mix"], "encode": costs["encode"],
                   "write": costs["write"]}
@@ -229,7 +234,7 @@ def main() -> None:
         w = os.path.join(args.out, f"world-{n}x{args.rss_frames}x{args.size}")
         write_world(w, WorldConfig(videos=n, frames=args.rss_frames, height=args.size, width=args.size, tasks=()))
         out = os.path.join(args.out, f"rss-{n}-{time.time_ns()}")
-        mem[n] = run_job(w, out, args.rss_frames, args.size)["memory_mb"]
+        mem[n] = run_job(w, out, args.rss_frames, args.size, args.encode_actors)["memory_mb"]
         shutil.rmtree(out, ignore_errors=True)
     base = next(iter(mem.values()))
     result["driver_memory_mb"] = mem

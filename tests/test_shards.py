@@ -310,3 +310,21 @@ def test_a_worker_dying_mid_shard_publishes_nothing_partial_and_a_rerun_complete
     for name in names + ["manifest.parquet"]:
         assert got[name] == want[name], (name, first)
     print(f"worker exits: {len(exits)}; first run: {'completed' if 'error' not in first else first['error'][:200]}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_encoding_actors_write_the_same_bytes_as_one(ray_local, tmp_path):
+    """The pool size is an execution setting: more actors (one per core or GPU) change neither the shards nor the
+    manifest, byte for byte, so a job may be resumed with another pool size."""
+    from genprop.datasets.procedural import WorldConfig, write_world
+
+    world = str(tmp_path / "world")
+    write_world(world, WorldConfig(videos=4, frames=9, height=32, width=32, tasks=()))
+    base = ShardsConfig.tiny(input=world, samples_per_shard=2, batch_size=1)
+    one = _run(dataclasses.replace(base, output=str(tmp_path / "one")))
+    two = _run(dataclasses.replace(base, output=str(tmp_path / "two"), encode_actors=2))
+    assert one["shards"] == two["shards"] == 2 and one["config_hash"] == two["config_hash"]
+    got, want = read_all(str(tmp_path / "two")), read_all(str(tmp_path / "one"))
+    names = [n for n in want if n.startswith(("shards/", "_manifest/")) or n == "manifest.parquet"]
+    assert len(names) == 5 and all(got[n] == want[n] for n in names)
