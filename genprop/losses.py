@@ -39,6 +39,9 @@ class RegionLossConfig:
         region_weighting (bool, default True): weight the two regions as Eq. 7 (each normalised by its own
             area, L_mask times lambda). False is the "w/o RA loss" ablation's plain diffusion MSE over every
             latent position (``mask_weight`` unused; set ``grad_weight`` 0 as well to drop L_grad).
+        gate_weight (float, default 1.0): weight of L_gate, which supervises a model's source-anchor gate
+            (``GenPropConfig.source_anchor``; no term without one) towards ``1 - mask``: keep the source exactly
+            where the target is the source. Area-balanced like Eq. 7, so a small edit region is not outvoted.
     """
 
     mask_weight: float = 2.0
@@ -48,6 +51,7 @@ class RegionLossConfig:
     task_drop_prob: float = 0.1
     grad_every: int = 1
     region_weighting: bool = True
+    gate_weight: float = 1.0
 
     def __post_init__(self):
         if self.grad_every < 1:
@@ -153,10 +157,23 @@ def grad_term(features: list[torch.Tensor], features_perturbed: list[torch.Tenso
     return torch.stack(terms).mean()
 
 
+def gate_term(gate: torch.Tensor, latent_mask: torch.Tensor) -> torch.Tensor:
+    """L_gate in fp32: (g - (1 - m))^2 averaged inside the mask and outside it, each by its own area, summed.
+
+    Args:
+        gate (Tensor): (B, T_lat, 1, h, w) the source-anchor gate.
+        latent_mask (Tensor): (B, T_lat, 1, h, w) in [0, 1].
+    """
+    m = latent_mask.float()
+    d2 = (gate.float() - (1 - m)) ** 2
+    return _weighted_mean(d2, m) + _weighted_mean(d2, 1 - m)
+
+
 def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, mpd_target: torch.Tensor,
                       config: RegionLossConfig = RegionLossConfig()) -> dict[str, torch.Tensor]:
     """Eq. 7: L = L_non-mask + lambda L_mask + beta L_grad + gamma L_MPD (``region_weighting`` false: the plain
-    MSE in place of the first two terms, which are still returned).
+    MSE in place of the first two terms, which are still returned), plus ``gate_weight`` L_gate for a model with a
+    source-anchor gate.
 
     Args:
         output (GenPropOutput): the model's forward output (prediction, mask, SCE features).
@@ -166,7 +183,8 @@ def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, m
         config (RegionLossConfig): the weights.
 
     Returns:
-        {"loss", "non_mask", "mask", "grad", "mpd"}: the total and every term (fp32 scalars).
+        {"loss", "non_mask", "mask", "grad", "mpd", "gate"}: the total and every term (fp32 scalars; ``gate`` 0
+        without a gate).
     """
     l_mask, l_non = region_terms(output.prediction, target, latent_mask)
     l_grad = grad_term(output.sce_features, output.sce_features_perturbed, output.delta, latent_mask)
@@ -178,7 +196,11 @@ def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, m
     else:  # the plain diffusion MSE: every latent position weighs the same, wherever the mask is
         diffusion = F.mse_loss(output.prediction.float(), target.float())
     total = diffusion + grad_weight * l_grad + config.mpd_weight * l_mpd
-    return {"loss": total, "non_mask": l_non, "mask": l_mask, "grad": l_grad, "mpd": l_mpd}
+    l_gate = torch.zeros((), device=total.device)
+    if getattr(output, "source_gate", None) is not None:
+        l_gate = gate_term(output.source_gate, latent_mask)
+        total = total + config.gate_weight * l_gate
+    return {"loss": total, "non_mask": l_non, "mask": l_mask, "grad": l_grad, "mpd": l_mpd, "gate": l_gate}
 
 
 def drop_task_ids(task_ids: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:

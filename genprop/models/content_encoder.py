@@ -87,7 +87,7 @@ class SelectiveContentEncoder(nn.Module):
         return sce.train()
 
     def forward(self, backbone, x_sce: torch.Tensor, ctx, g_hidden: torch.Tensor,
-                task_emb: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+                task_emb: torch.Tensor, return_hidden: bool = False):
         """Encode the source video into per-block injections.
 
         Args:
@@ -96,9 +96,12 @@ class SelectiveContentEncoder(nn.Module):
             ctx: the backbone context from ``backbone.prepare`` (shared time/text/image embeddings).
             g_hidden (Tensor): G's hidden state after its input layer (same grid as the SCE's).
             task_emb (Tensor): (B, task_dim).
+            return_hidden (bool, default False): also return the last copied block's hidden state (GenProp's source
+                anchor gate reads it).
 
         Returns:
-            list over blocks of tuples (one tensor per block output) to add to G's block outputs.
+            list over blocks of tuples (one tensor per block output) to add to G's block outputs; with
+            ``return_hidden``, ``(that list, hidden)``.
         """
         # 1. own input layer + bidirectional fusion of G's embedded input
         h = backbone.embed(x_sce, ctx, input_layer=self.input_layer) + self.fusion(g_hidden)
@@ -109,4 +112,4 @@ class SelectiveContentEncoder(nn.Module):
         for i, (block, mlps) in enumerate(zip(self.blocks, self.injections)):
             h, outputs = backbone.run_encoder_block(i, block, ctx, h, offset)
             out.append(tuple(mlp(o) for mlp, o in zip(mlps, outputs)))
-        return out
+        return (out, h) if return_hidden else out

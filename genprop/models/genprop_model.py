@@ -23,6 +23,7 @@ from genprop.models.backbones import (BackboneConfig, SVDBackboneConfig, WanBack
 from genprop.models.backbones.interface import seeded
 from genprop.models.content_encoder import SelectiveContentEncoder
 from genprop.models.mask_decoder import MaskPredictionDecoder
+from genprop.models.source_anchor import SourceAnchorGate
 from genprop.models.task_embedding import TaskEmbedding
 
 CONFIG_NAME = "genprop_config.json"
@@ -53,6 +54,9 @@ class GenPropConfig:
         fp32_sce_under_autocast (bool, default True): run the SCE (both passes) in fp32 when autocast is on,
             so L_grad's finite difference is not lost in bf16 rounding.
         seed (int, default 0): seed for the freshly initialised layers (injection MLPs, MPD head, tasks).
+        source_anchor (bool, default False): a zero-initialised gate read from the SCE moves G's anchor towards the
+            source video (``genprop.models.source_anchor``); Wan backbones only (their adapter is preconditioned
+            around an anchor). Meant for anchored backbones such as the procedural one.
     """
 
     backbone: BackboneConfig = field(default_factory=WanBackboneConfig)
@@ -61,6 +65,7 @@ class GenPropConfig:
     num_tasks: int = 4
     fp32_sce_under_autocast: bool = True
     seed: int = 0
+    source_anchor: bool = False
 
     @classmethod
     def tiny(cls, backbone: str = "wan", **backbone_kwargs) -> "GenPropConfig":
@@ -103,6 +108,7 @@ class GenPropOutput:
         sce_features (list[Tensor]): the injections (what the SCE adds to G), each as a grid (B, T_lat, C_i, h_i, w_i).
         sce_features_perturbed (list[Tensor] | None): the same for the masked-perturbed source latents.
         delta (float): the perturbation size used (0 when there was no perturbed pass).
+        source_gate (Tensor | None): (B, T_lat, 1, h, w) the source-anchor gate (None without ``source_anchor``).
     """
 
     prediction: torch.Tensor
@@ -110,6 +116,7 @@ class GenPropOutput:
     sce_features: list
     sce_features_perturbed: list | None = None
     delta: float = 0.0
+    source_gate: torch.Tensor | None = None
 
 
 def _ctx_to_float(ctx):
@@ -173,6 +180,12 @@ class GenPropModel(nn.Module):
             self.task_embedding = TaskEmbedding(config.task_dim, config.num_tasks)
             self.sce = SelectiveContentEncoder.from_backbone(backbone, config.num_sce_blocks, config.task_dim)
             self.mpd = MaskPredictionDecoder.from_backbone(backbone, config.task_dim)
+            self.source_gate = None
+            if config.source_anchor:
+                if not hasattr(backbone, "reanchor"):
+                    raise ValueError(f"source_anchor needs a Wan backbone (an adapter with an anchor); got "
+                                     f"{backbone.kind!r}")
+                self.source_gate = SourceAnchorGate(backbone.encoder_output_channels(0)[0], backbone.patch_volume)
 
     def train(self, mode: bool = True) -> "GenPropModel":
         """Train the new parts; the backbone always stays in eval mode."""
@@ -196,8 +209,9 @@ class GenPropModel(nn.Module):
             autocast_on = False
         if self.config.fp32_sce_under_autocast and autocast_on:
             with torch.autocast(device_type, enabled=False):
-                return self.sce(self.backbone, x_sce.float(), _ctx_to_float(ctx), g_hidden.float(), task_emb.float())
-        return self.sce(self.backbone, x_sce, ctx, g_hidden, task_emb)
+                return self.sce(self.backbone, x_sce.float(), _ctx_to_float(ctx), g_hidden.float(), task_emb.float(),
+                                return_hidden=True)
+        return self.sce(self.backbone, x_sce, ctx, g_hidden, task_emb, return_hidden=True)
 
     def forward(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict[str, torch.Tensor],
                 sce_latents: torch.Tensor, task_ids: torch.Tensor, perturb_mask: torch.Tensor | None = None,
@@ -233,17 +247,27 @@ class GenPropModel(nn.Module):
         if perturb_delta and perturb_mask is not None:
             shifted = sce_latents + perturb_delta * perturb_mask.to(sce_latents.dtype)
             x_both = torch.cat([x_sce, bb.sce_input(model_input, shifted, cond, timestep)])
-            both = self._sce(x_both, _ctx_twice(ctx), torch.cat([g_hidden] * 2), torch.cat([task_emb] * 2))
+            both, hidden = self._sce(x_both, _ctx_twice(ctx), torch.cat([g_hidden] * 2), torch.cat([task_emb] * 2))
             half = x_sce.shape[0]
             injections = [tuple(t[:half] for t in block) for block in both]
             perturbed = [tuple(t[half:] for t in block) for block in both]
+            hidden = hidden[:half] if self.source_gate is not None else None  # (Wan: rows are samples)
         elif share_sce_across_cfg:
             half = x_sce.shape[0] // 2  # rows (B or B*T) of the unconditional half
-            one = self._sce(x_sce[half:], _ctx_second_half(ctx), g_hidden[half:], task_emb[task_emb.shape[0] // 2:])
+            one, hidden = self._sce(x_sce[half:], _ctx_second_half(ctx), g_hidden[half:],
+                                    task_emb[task_emb.shape[0] // 2:])
             injections = [tuple(torch.cat([t, t]) for t in block) for block in one]
+            hidden = torch.cat([hidden, hidden]) if self.source_gate is not None else None
         else:
-            injections = self._sce(x_sce, ctx, g_hidden, task_emb)
-        # 4. G's blocks with the injections added, then the MPD on G's penultimate block
+            injections, hidden = self._sce(x_sce, ctx, g_hidden, task_emb)
+        # 4. source anchor: G's input and skip recomputed around a + g (s - a), the gate read from the SCE
+        gate = None
+        if self.source_gate is not None:
+            gate = self.source_gate(bb, hidden.to(g_hidden.dtype), ctx)  # (B, T_lat, 1, h, w)
+            anchor = SourceAnchorGate.anchor(gate, bb.anchor(cond, model_input), sce_latents)
+            ctx = bb.reanchor(ctx, model_input, timestep, cond, anchor)
+            g_hidden = bb.embed(ctx.x_in, ctx)
+        # 5. G's blocks with the injections added, then the MPD on G's penultimate block
         prediction, penultimate = bb.trunk(ctx, g_hidden, injections)
         mask = self.mpd(bb, ctx, penultimate, task_emb, num_frames) if predict_mask else None
 
@@ -252,7 +276,7 @@ class GenPropModel(nn.Module):
 
         return GenPropOutput(prediction=prediction, mask=mask, sce_features=grids(injections),
                              sce_features_perturbed=grids(perturbed) if perturbed is not None else None,
-                             delta=float(perturb_delta) if perturbed is not None else 0.0)
+                             delta=float(perturb_delta) if perturbed is not None else 0.0, source_gate=gate)
 
     # ---------------------------------------------------------------------------- checkpoints
     def save_pretrained(self, directory: str, weights: dict[str, torch.Tensor] | None = None) -> None:
@@ -282,7 +306,9 @@ class GenPropModel(nn.Module):
 
         Args:
             directory (str): the checkpoint directory.
-            backbone (nn.Module | None): an already-built backbone to reuse (its kind must match the config).
+            backbone (nn.Module | None): an already-built backbone to reuse (its kind must match the config);
+                None builds the config's, where a ``pretrained`` path starting with ``./`` or ``../`` is relative
+                to ``directory``.
             expected_backbone (str | None): "svd"/"wan" to insist on; a checkpoint of the other backbone is refused.
 
         Raises:
@@ -299,6 +325,11 @@ class GenPropModel(nn.Module):
                 config = GenPropConfig.from_dict(json.load(f))
             except (TypeError, ValueError, KeyError) as e:
                 raise CheckpointError(f"{cfg_path}: unreadable GenProp config ({e})") from e
+        pretrained = getattr(config.backbone, "pretrained", None)
+        if backbone is None and pretrained and pretrained.startswith(("./", "../")):
+            # a backbone shipped beside the checkpoint (models/procedural-genprop -> models/procedural-backbone)
+            where = os.path.normpath(os.path.join(directory, pretrained))
+            config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, pretrained=where))
         if expected_backbone is not None and config.backbone_kind != expected_backbone:
             raise CheckpointError(f"{directory}: checkpoint is for backbone {config.backbone_kind!r}, "
                                   f"expected {expected_backbone!r}")

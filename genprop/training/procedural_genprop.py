@@ -58,12 +58,12 @@ from genprop.training.trainer import Trainer
 GENPROP_VALIDATION_SEED_BASE = VALIDATION_SEED_BASE + 500_000
 # The propagation task each augmentation trains (an untrained task embedding is replaced by the default).
 TRAINS = {TASK_COPY_PASTE: "insert", TASK_MASK_FILL: "remove", TASK_COLOUR_FILL: "track"}
-METRICS = ("step", "loss", "non_mask", "mask", "grad", "mpd", "lr", "grad_norm", "samples", "samples_per_s",
+METRICS = ("step", "loss", "non_mask", "mask", "grad", "mpd", "gate", "lr", "grad_norm", "samples", "samples_per_s",
            "data_wait_frac")
 
 
 def _default_train() -> TrainConfig:
-    return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=4000, min_lr_ratio=0.1,
+    return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=1800, min_lr_ratio=0.1,
                        grad_clip=1.0, ema_decay=0.999)
 
 
@@ -77,6 +77,7 @@ class GenPropRunConfig:
         sce_blocks (int, default 2): backbone blocks copied into the SCE.
         task_dim (int, default 64): task embedding width.
         model_seed (int, default 0): seeds the new layers (injections, MPD head, task embeddings).
+        source_anchor (bool, default True): GenProp's source-anchor gate (``GenPropConfig.source_anchor``).
         train (TrainConfig): objective ``genprop``, optimiser settings and the region-aware loss
             (``train.loss``: ``mpd_weight`` 0 = no MPD; ``region_weighting`` false and ``grad_weight`` 0 = no
             region-aware loss).
@@ -88,7 +89,7 @@ class GenPropRunConfig:
         batch_size (int, default 16): scenes per step.
         val_videos (int, default 16): held-out scenes; one case per task in ``val_tasks`` each.
         val_tasks (tuple[str, ...], default ("remove", "track")): benchmark tasks scored.
-        val_every (int, default 250): steps between validations (and checkpoints).
+        val_every (int, default 200): steps between validations (and checkpoints).
         val_steps (int, default 2): sampling steps when scoring (the procedural backbone's default).
         val_guidance (float, default 1.0): CFG scale when scoring (1.0: none).
         val_seed (int, default 0): sampling seed when scoring.
@@ -98,6 +99,7 @@ class GenPropRunConfig:
     sce_blocks: int = 2
     task_dim: int = 64
     model_seed: int = 0
+    source_anchor: bool = True
     train: TrainConfig = field(default_factory=_default_train)
     synth: SynthConfig = field(default_factory=SynthConfig.tiny)
     crop_scale: tuple[float, float] = (1.0, 1.0)
@@ -109,7 +111,7 @@ class GenPropRunConfig:
     batch_size: int = 16
     val_videos: int = 16
     val_tasks: tuple[str, ...] = ("remove", "track")
-    val_every: int = 250
+    val_every: int = 200
     val_steps: int = 2
     val_guidance: float = 1.0
     val_seed: int = 0
@@ -155,7 +157,7 @@ class GenPropRunConfig:
 
     def genprop_config(self, backbone_config) -> GenPropConfig:
         return GenPropConfig(backbone=backbone_config, sce_blocks=self.sce_blocks, task_dim=self.task_dim,
-                             seed=self.model_seed)
+                             seed=self.model_seed, source_anchor=self.source_anchor)
 
     def trained_tasks(self) -> set[str]:
         """The propagation tasks the augmentations train (ratio > 0)."""
@@ -232,9 +234,10 @@ def load_run_model(config: GenPropRunConfig, output: str, backbone) -> GenPropMo
     if not os.path.isfile(os.path.join(model_dir, "genprop_config.json")):
         return GenPropModel(config.genprop_config(backbone.config), backbone=backbone)
     model = GenPropModel.from_pretrained(model_dir, backbone=backbone)
-    if (model.config.num_sce_blocks, model.config.task_dim) != (config.sce_blocks, config.task_dim):
-        raise ValueError(f"{model_dir}: exported with {model.config.num_sce_blocks} SCE blocks and task_dim "
-                         f"{model.config.task_dim}, the config asks {config.sce_blocks} and {config.task_dim}")
+    got = (model.config.num_sce_blocks, model.config.task_dim, model.config.source_anchor)
+    if got != (config.sce_blocks, config.task_dim, config.source_anchor):
+        raise ValueError(f"{model_dir}: exported with (SCE blocks, task_dim, source_anchor) = {got}, the config "
+                         f"asks {(config.sce_blocks, config.task_dim, config.source_anchor)}")
     return model
 
 

@@ -201,3 +201,41 @@ def test_preconditioned_anchor_starts_from_repeat_the_first_frame():
     ctx = bb.prepare(x_t, torch.full((2,), sigma * 1000), cond)
     torch.testing.assert_close(ctx.x_in[:, :a.shape[2]].transpose(1, 2), r_t / var ** 0.5, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ctx.skip, (sigma - (1 - sigma) * s ** 2) / var * r_t - a, rtol=1e-5, atol=1e-5)
+
+
+def test_source_anchor_starts_as_the_backbone_and_an_open_gate_anchors_on_the_source():
+    """source_anchor: the zero-initialised gate leaves GenProp equal to its backbone; with the gate at 1 G is the
+    backbone anchored on the source video (all-zero network: a one-step sample is the source itself); the
+    gate trains; SVD refuses it."""
+    import dataclasses
+
+    from genprop.models import GenPropModel
+
+    base = make_model("wan")
+    bb_cfg = dataclasses.replace(base.config.backbone, first_frame_anchor=True, sigma_data=0.5)
+    model = GenPropModel(dataclasses.replace(base.config, backbone=bb_cfg, source_anchor=True))
+    bb, b = model.backbone, make_batch(model, "wan")
+    x_t, t, cond, s = b["model_input"], b["timestep"], b["cond"], b["sce_latents"]
+    with torch.no_grad():
+        out = model(x_t, t, cond, s, b["task_ids"], num_frames=b["num_frames"])
+        assert torch.equal(out.prediction, bb(x_t, t, cond)) and torch.equal(out.source_gate, torch.zeros_like(
+            out.source_gate))
+        # 1. gate open everywhere: exactly the backbone re-anchored on the source
+        model.source_gate.head.bias.fill_(1.0)
+        out = model(x_t, t, cond, s, b["task_ids"], num_frames=b["num_frames"])
+        ctx = bb.reanchor(bb.prepare(x_t, t, cond), x_t, t, cond, s)
+        want, _ = bb.trunk(ctx, bb.embed(ctx.x_in, ctx))
+        torch.testing.assert_close(out.prediction, want, rtol=1e-5, atol=1e-5)
+        # 2. with an all-zero network and sigma = 1, x0 = x_t - v is the source
+        bb.transformer.proj_out.weight.zero_()
+        bb.transformer.proj_out.bias.zero_()
+        ones = torch.full_like(t, 1000.0)
+        v = model(x_t, ones, cond, s, b["task_ids"], num_frames=b["num_frames"]).prediction
+        torch.testing.assert_close(x_t - v, s, rtol=1e-5, atol=1e-5)
+    # 3. the gate gets a gradient at initialisation (zero head, non-zero input)
+    model = GenPropModel(dataclasses.replace(base.config, backbone=bb_cfg, source_anchor=True))
+    out = model(x_t, t, cond, s, b["task_ids"], num_frames=b["num_frames"])
+    out.prediction.square().mean().backward()
+    assert model.source_gate.head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="source_anchor needs a Wan backbone"):
+        GenPropModel(dataclasses.replace(make_model("svd").config, source_anchor=True))

@@ -110,3 +110,16 @@ def test_drop_task_ids():
     dropped = drop_task_ids(ids, 0.25, torch.Generator().manual_seed(0))
     assert set(dropped.tolist()) == {0, 2} and 150 < int((dropped == 0).sum()) < 350
     assert torch.equal(drop_task_ids(ids, 0.0), ids)
+
+
+def test_gate_term_supervises_the_source_anchor_gate_area_balanced():
+    from genprop.losses import gate_term
+
+    m = torch.zeros(2, 3, 1, 4, 4)
+    m[:, :, :, :1, :1] = 1.0  # a 1/16 edit region
+    assert gate_term(1 - m, m) == 0
+    # a gate open everywhere is wrong on the whole (small) edit region: that region's mean error counts fully
+    torch.testing.assert_close(gate_term(torch.ones_like(m), m), torch.tensor(1.0))
+    torch.testing.assert_close(gate_term(torch.zeros_like(m), m), torch.tensor(1.0))
+    # an empty mask: only the keep term
+    torch.testing.assert_close(gate_term(torch.full_like(m, 0.5), torch.zeros_like(m)), torch.tensor(0.25))

@@ -12,6 +12,7 @@ timestep 1000 s with s shifted by ``flow_shift`` (3.0 for 480P); sampling with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -319,17 +320,26 @@ class WanBackbone(nn.Module):
         prediction, _ = self.trunk(ctx, self.embed(ctx.x_in, ctx))
         return prediction
 
-    def _anchor(self, cond: dict, like: torch.Tensor) -> torch.Tensor | None:
-        """(B, T_lat, C, h, w): the condition's first latent frame repeated over time (None without the anchor)."""
+    def anchor(self, cond: dict, like: torch.Tensor) -> torch.Tensor:
+        """(B, T_lat, C, h, w): the anchor the denoiser models its residual from: the condition's first latent frame
+        repeated over time with ``first_frame_anchor``, else zeros (the plain parameterisation).
+
+        Args:
+            cond (dict): the conditioning from ``encode_condition``.
+            like (Tensor): (B, T_lat, C, h, w) latents giving the shape and dtype.
+        """
         if not self.config.first_frame_anchor:
-            return None
+            return torch.zeros_like(like)
         first = cond["condition"][:, :1, self.latent_map.temporal_factor:].to(like.dtype)
         return first.expand(-1, like.shape[1], -1, -1, -1)
 
-    def _precondition(self, model_input: torch.Tensor, timestep, cond: dict):
-        """(network input, skip, c_out) for ``first_frame_anchor`` / ``sigma_data`` (see the config); the plain
-        parameterisation gives ``(model_input, None, None)``. sigma = timestep / 1000."""
-        anchor, s_data = self._anchor(cond, model_input), self.config.sigma_data
+    def _precondition(self, model_input: torch.Tensor, timestep, cond: dict, anchor: torch.Tensor | None = None):
+        """(network input, skip, c_out) for ``first_frame_anchor`` / ``sigma_data`` (see the config) or an explicit
+        ``anchor`` (B, T_lat, C, h, w) (GenProp's source anchor); the plain parameterisation without an explicit
+        anchor gives ``(model_input, None, None)``. sigma = timestep / 1000."""
+        s_data = self.config.sigma_data
+        if anchor is None and self.config.first_frame_anchor:
+            anchor = self.anchor(cond, model_input)
         if anchor is None and s_data is None:
             return model_input, None, None
         if timestep is None:
@@ -350,8 +360,7 @@ class WanBackbone(nn.Module):
     def prepare(self, model_input: torch.Tensor, timestep, cond: dict) -> WanContext:
         """Rotary embedding, time/text/image embeddings and the channel-concatenated input (as the transformer)."""
         tr = self.transformer
-        model_input, skip, c_out = self._precondition(model_input, timestep, cond)
-        x = torch.cat([model_input, cond["condition"].to(model_input.dtype)], dim=2).transpose(1, 2)  # (B,C,F,H,W)
+        x, skip, c_out = self._network_input(model_input, timestep, cond)
         b, _, f, h, w = x.shape
         p_t, p_h, p_w = tr.config.patch_size
         if not torch.is_tensor(timestep) or timestep.ndim == 0:
@@ -363,6 +372,39 @@ class WanBackbone(nn.Module):
             context = torch.concat([image, context], dim=1)
         return WanContext(x_in=x, rotary=tr.rope(x), temb=temb, timestep_proj=timestep_proj, context=context,
                           batch=b, grid=(f // p_t, h // p_h, w // p_w), skip=skip, c_out=c_out)
+
+    def _network_input(self, model_input: torch.Tensor, timestep, cond: dict, anchor: torch.Tensor | None = None):
+        """(x_in (B, C_in, F, H, W), skip, c_out): the preconditioned latents beside the condition channels."""
+        model_input, skip, c_out = self._precondition(model_input, timestep, cond, anchor)
+        x = torch.cat([model_input, cond["condition"].to(model_input.dtype)], dim=2).transpose(1, 2)
+        return x, skip, c_out
+
+    def reanchor(self, ctx: WanContext, model_input: torch.Tensor, timestep, cond: dict,
+                 anchor: torch.Tensor) -> WanContext:
+        """``ctx`` with G's input and output skip recomputed around another anchor (GenProp's source anchor).
+
+        Args:
+            ctx (WanContext): from :meth:`prepare` on the same arguments.
+            model_input (Tensor): (B, T_lat, C, h, w) the noisy latents.
+            timestep: as for :meth:`prepare` (required).
+            cond (dict): the conditioning.
+            anchor (Tensor): (B, T_lat, C, h, w) the new anchor.
+        """
+        x, skip, c_out = self._network_input(model_input, timestep, cond, anchor)
+        return dataclasses.replace(ctx, x_in=x, skip=skip, c_out=c_out)
+
+    def tokens_to_grid(self, tokens: torch.Tensor, ctx: WanContext) -> torch.Tensor:
+        """Unpatchify per-token values as the output projection's: (B, L, p_t p_h p_w C) -> (B, F, C, H, W)."""
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        f, hh, ww = ctx.grid
+        h = tokens.reshape(ctx.batch, f, hh, ww, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return h.flatten(6, 7).flatten(4, 5).flatten(2, 3).transpose(1, 2)
+
+    @property
+    def patch_volume(self) -> int:
+        """Latent positions per token (p_t p_h p_w)."""
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        return p_t * p_h * p_w
 
     def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict,
                   timestep=None) -> torch.Tensor:
@@ -421,11 +463,7 @@ class WanBackbone(nn.Module):
         # 2. output norm, projection, unpatchify (as WanTransformer3DModel.forward)
         shift, scale = (tr.scale_shift_table.to(ctx.temb.device) + ctx.temb.unsqueeze(1)).chunk(2, dim=1)
         h = (tr.norm_out(h.float()) * (1 + scale.to(h.device)) + shift.to(h.device)).type_as(h)
-        h = tr.proj_out(h)
-        p_t, p_h, p_w = tr.config.patch_size
-        f, hh, ww = ctx.grid
-        h = h.reshape(ctx.batch, f, hh, ww, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        out = h.flatten(6, 7).flatten(4, 5).flatten(2, 3).transpose(1, 2)  # (B, F, C, H, W)
+        out = self.tokens_to_grid(tr.proj_out(h), ctx)  # (B, F, C, H, W)
         if ctx.c_out is not None:  # v = c_skip r_t - a + c_out N (WanBackboneConfig.sigma_data)
             out = ctx.c_out.to(out.dtype) * out
         if ctx.skip is not None:  # anchor: v = v_r - a (WanBackboneConfig.first_frame_anchor)
