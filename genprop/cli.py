@@ -75,7 +75,7 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from jobs.dag import demo
 
-    return demo(args.out)
+    return demo(args.out, pretrained=args.pretrained)
 
 
 def _cmd_s3_server(args: argparse.Namespace) -> int:
@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole DAG on the embedded default (tiny.yaml, local Ray), then the "
                                     "metric table and the report's path")
     p.add_argument("--out", default="demo-out", help="output root URL (default demo-out)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="propagate with the shipped GenProp weights (models/procedural-genprop) on held-out "
+                        "procedural cases instead of training a tiny model (pretrained.yaml)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("s3-server", help="a local S3-compatible endpoint on 127.0.0.1 for development (moto)")

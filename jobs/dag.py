@@ -44,6 +44,14 @@ def run(config: str, *, root: str | None = None, address: str | None = None, fro
     if not deployment.dag.root:
         print(f"dag: {config}: no output root; set dag.root in the config or pass --root", file=sys.stderr)
         return 2
+    if deployment.dag.model:
+        from genprop.dag.plan import layout
+
+        model = layout(deployment).model
+        if not storage.exists(storage.join(model, "genprop_config.json")):
+            print(f"dag: {config}: dag.model {model} is not a GenProp checkpoint (no genprop_config.json)",
+                  file=sys.stderr)
+            return 2
     if address:
         from pipelines.dag import RayJobsExecutor, project_root
 
@@ -65,9 +73,16 @@ def run(config: str, *, root: str | None = None, address: str | None = None, fro
         return 2
 
 
-def demo(out: str) -> int:
-    """The whole DAG on the embedded default (``tiny.yaml``) under ``out``; prints the metric table and report path."""
-    rc = run("tiny.yaml", root=out)
+def demo(out: str, pretrained: bool = False) -> int:
+    """The whole DAG on the embedded default (``tiny.yaml``) under ``out``; prints the metric table and report path.
+
+    Args:
+        out (str): output root URL.
+        pretrained (bool, default False): propagate with the shipped GenProp (``pretrained.yaml``:
+            models/procedural-genprop over models/procedural-backbone) on a world of fresh seeds, instead of
+            training a tiny model from scratch (the shards and train stages are then left out).
+    """
+    rc = run("pretrained.yaml" if pretrained else "tiny.yaml", root=out)
     if rc != 0:
         return rc
     summary = storage.join(out, "report", "summary.md")

@@ -64,6 +64,23 @@ def test_hash_change_reaches_the_stage_and_those_after_it(tmp_path):
     assert base == {p.stage.name: p.hash for p in plan_stages(deployment(tmp_path))}  # deterministic
 
 
+def test_a_given_model_replaces_shards_and_train_and_its_weights_enter_the_hash(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "genprop_trainable.safetensors").write_bytes(b"one")
+    dep = deployment(tmp_path, dag={"model": "ckpt"})  # relative to the deployment YAML's directory
+    plan = {p.stage.name: p for p in plan_stages(dep)}
+    assert list(plan) == ["world", "propagate", "evaluate", "report"]
+    argv = plan["propagate"].argv
+    assert argv[argv.index("--model") + 1] == str(ckpt)
+    first = Recorder()
+    assert run_dag(dep, first) == 0 and first.ran == ["world", "propagate", "evaluate", "report"]
+    (ckpt / "genprop_trainable.safetensors").write_bytes(b"two")  # new weights at the same path
+    again = Recorder()
+    assert run_dag(deployment(tmp_path, dag={"model": "ckpt"}), again) == 0
+    assert again.ran == ["propagate", "evaluate", "report"]
+
+
 def test_run_skip_fail_resume_and_clear(tmp_path, capsys):
     dep = deployment(tmp_path)
     root = dep.dag.root

@@ -28,6 +28,9 @@ class DagConfig:
         job_timeout_s (float, default 21600): a submitted stage still running after this is stopped and fails.
         poll_s (float, default 2.0): seconds between status/log polls of a submitted stage.
         local_num_cpus (int | None, default None): CPUs of the local Ray runtime (None = all).
+        model (str, default ""): a trained GenProp checkpoint directory to propagate with; when set, the shards
+            and train stages are left out of the plan. A relative local path is relative to the deployment
+            YAML's directory (so a packaged config can name the shipped weights).
     """
 
     root: str = ""
@@ -35,6 +38,7 @@ class DagConfig:
     job_timeout_s: float = 21600.0
     poll_s: float = 2.0
     local_num_cpus: int | None = None
+    model: str = ""
 
     @classmethod
     def tiny(cls, root: str = "demo-out") -> "DagConfig":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 
 from genprop import storage
@@ -47,8 +48,29 @@ def layout(deployment: Deployment) -> Layout:
     if not root:
         raise ValueError(f"{deployment.url}: no output root; set dag.root in the config or pass --root/--out")
     dataset = str((deployment.sections.get("shards") or {}).get("input") or "")
+    model = deployment.dag.model
+    if model and "://" not in model and not os.path.isabs(model):
+        model = os.path.normpath(os.path.join(os.path.dirname(storage.absolute(deployment.url)), model))
     return Layout(root=root, config=storage.join(root, CONFIG_NAME), cases_limit=deployment.dag.cases_limit,
-                  dataset=dataset)
+                  dataset=dataset, model=model)
+
+
+# Stages a given checkpoint (dag.model) replaces.
+TRAINING_STAGES = ("shards", "train")
+
+
+def _model_fingerprint(url: str) -> str:
+    """A digest of a local checkpoint directory's files (so new weights at the same path rerun propagate); the URL
+    itself for remote ones."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    path = url[len("file://"):] if url.startswith("file://") else url
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(path)):
+        for name in sorted(files):
+            with open(os.path.join(root, name), "rb") as f:
+                h.update(os.path.relpath(os.path.join(root, name), path).encode() + b"\0" + f.read())
+    return h.hexdigest()
 
 
 def _digest(payload: dict) -> str:
@@ -56,13 +78,19 @@ def _digest(payload: dict) -> str:
 
 
 def plan_stages(deployment: Deployment) -> list[PlannedStage]:
-    """Every stage of the DAG, in order, with its argv, output and config hash."""
+    """Every stage of the DAG, in order, with its argv, output and config hash (without the shards and train stages
+    when ``dag.model`` names a checkpoint, whose files then enter propagate's hash)."""
     lay = layout(deployment)
     planned, upstream = [], ""
     for stage in STAGES:
+        if lay.model and stage.name in TRAINING_STAGES:
+            continue
         argv = stage.argv(lay)
-        digest = _digest({"stage": stage.name, "module": stage.module, "argv": argv, "upstream": upstream,
-                          "sections": {s: deployment.sections.get(s) for s in stage.sections}})
+        payload = {"stage": stage.name, "module": stage.module, "argv": argv, "upstream": upstream,
+                   "sections": {s: deployment.sections.get(s) for s in stage.sections}}
+        if lay.model and stage.name == "propagate":
+            payload["model"] = _model_fingerprint(lay.model)
+        digest = _digest(payload)
         planned.append(PlannedStage(stage=stage, argv=argv, output=lay.out(stage), hash=digest))
         upstream = digest
     return planned

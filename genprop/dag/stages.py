@@ -22,12 +22,14 @@ class Layout:
         config (str): URL of the deployment YAML the jobs read (the DAG's copy under ``<root>/_dag``).
         cases_limit (int | None): first N benchmark cases only (propagate, evaluate).
         dataset (str): the training dataset root (``shards.input``); "" = the DAG's procedural world.
+        model (str): a trained checkpoint to propagate with (``dag.model``); "" = the train stage's.
     """
 
     root: str
     config: str
     cases_limit: int | None = None
     dataset: str = ""
+    model: str = ""
 
     def out(self, stage: "Stage") -> str:
         return self.root.rstrip("/") + "/" + stage.output
@@ -77,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "jobs.train", "train", ("train",),
           lambda lay: ["--config", lay.config, "--shards", _shards(lay), "--output", _train(lay)]),
     Stage("propagate", "jobs.propagate", "predictions", ("propagate",),
-          lambda lay: ["--config", lay.config, "--cases", _world(lay), "--model", _train(lay) + "/model",
+          lambda lay: ["--config", lay.config, "--cases", _world(lay), "--model", lay.model or _train(lay) + "/model",
                        "--output", _preds(lay), *lay.limit()]),
     Stage("evaluate", "jobs.evaluate", "evaluate", ("evaluate",),
           lambda lay: ["--config", lay.config, "--cases", _world(lay), "--predictions", _preds(lay),

@@ -96,3 +96,29 @@ def test_backbone_from_local_pretrained_directory(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(b["model_input"], b["timestep"], b["cond"]),
                            bb(b["model_input"], b["timestep"], b["cond"]))
+
+
+def test_a_relative_backbone_path_is_relative_to_the_checkpoint(tmp_path):
+    """Shipped weights name their backbone as ``../../procedural-backbone/model``: it resolves from the checkpoint
+    directory, wherever the process runs."""
+    import dataclasses
+    import os
+
+    from genprop.models.backbones.export import save_backbone
+
+    model = _trained("wan")
+    save_backbone(model.backbone, str(tmp_path / "backbone" / "model"))
+    config = dataclasses.replace(model.config, backbone=dataclasses.replace(model.config.backbone,
+                                                                            pretrained="../../backbone/model"))
+    model.config = config
+    model.save_pretrained(str(tmp_path / "genprop" / "model"))
+    cwd = os.getcwd()
+    os.chdir(tmp_path / "genprop")  # neither the repository nor the checkpoint's directory
+    try:
+        loaded = GenPropModel.from_pretrained(str(tmp_path / "genprop" / "model")).eval()
+    finally:
+        os.chdir(cwd)
+    assert loaded.config.backbone.pretrained == str(tmp_path / "backbone" / "model")
+    b = make_batch(model, "wan")
+    with torch.no_grad():
+        assert torch.equal(forward(loaded, b).prediction, forward(model, b).prediction)
