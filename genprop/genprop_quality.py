@@ -4,10 +4,11 @@ Held-out benchmark cases (``genprop.datasets.procedural.cases``: the target is r
 scene) are propagated from their edited first frame, and scored on frames 2..T (frame 1 is given):
 
 - edits (``remove``, ``replace``, ``insert``, ``background``): PSNR (dB) against the target, over whole
-  frames (``<task>_psnr_<method>``) and inside the case's edit region (``<task>_psnr_region_<method>``),
-  for ``model`` and two references that need no model: ``identity`` (the original video, what a
-  propagation that does nothing scores) and ``track_inpaint`` (the classical track-and-inpaint baseline,
-  ``genprop.baselines``);
+  frames (``<task>_psnr_<method>``), inside the case's edit region (``<task>_psnr_region_<method>``), inside
+  its shadow/reflection where it has one (``<task>_psnr_fx_<method>``) and against the original outside the
+  edit region (``<task>_psnr_m_<method>``, the paper's PSNR_m), for ``model`` and three references that need
+  no model: ``identity`` (the original video, what a propagation that does nothing scores), ``flow_warp`` and
+  ``track_inpaint`` (the classical baselines, ``genprop.baselines``);
 - ``track``: IoU against the object's mask (``track_iou_<method>``) and against the object plus its shadow
   and reflection (``track_iou_fx_<method>``), for ``colour`` (the painted colour segmented from the
   generated frames, ``propagation.tracking``), ``flow`` (the classical baseline: the edit region carried by
@@ -26,10 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from genprop.backbone_quality import psnr_after_first
-from genprop.baselines import propagate_track_inpaint
+from genprop.baselines import propagate_flow_warp, propagate_track_inpaint
 from genprop.datasets.procedural import Case, WorldConfig, make_case, make_scene, render
 from genprop.metrics import iou
 from genprop.metrics import psnr as metrics_psnr
+from genprop.metrics import psnr_m
 from genprop.propagation.config import TASK_IDS
 from genprop.propagation.tracking import track_mask
 
@@ -104,9 +106,12 @@ def task_id_for(case_task: str, trained_tasks: set[str] | None = None) -> int:
 
 
 def _edit_scores(case: Case, frames: np.ndarray, method: str) -> dict[str, float]:
-    region = metrics_psnr(frames[1:], case.target[1:], case.mask[1:])
-    return {f"{case.task}_psnr_{method}": psnr_frames_after_first(frames, case.target),
-            f"{case.task}_psnr_region_{method}": region}
+    out = {f"{case.task}_psnr_{method}": psnr_frames_after_first(frames, case.target),
+           f"{case.task}_psnr_region_{method}": metrics_psnr(frames[1:], case.target[1:], case.mask[1:]),
+           f"{case.task}_psnr_m_{method}": psnr_m(frames[1:], case.original[1:], case.mask[1:])}
+    if case.effect_mask is not None and case.effect_mask[1:].any():
+        out[f"{case.task}_psnr_fx_{method}"] = metrics_psnr(frames[1:], case.target[1:], case.effect_mask[1:])
+    return out
 
 
 def _track_scores(case: Case, mask: np.ndarray, method: str) -> dict[str, float]:
@@ -148,7 +153,8 @@ def reference_scores(case: Case) -> dict[str, float]:
         return {**_track_scores(case, flow, "flow"),
                 "track_iou_fx_colour_target": iou_frames_after_first(colour, case.mask)}
     baseline = propagate_track_inpaint(case.original, edited, task="remove" if case.task == "remove" else "edit")
-    return {**_edit_scores(case, case.original, "identity"), **_edit_scores(case, baseline["frames"], "track_inpaint")}
+    return {**_edit_scores(case, case.original, "identity"), **_edit_scores(case, baseline["frames"], "track_inpaint"),
+            **_edit_scores(case, propagate_flow_warp(case.original, edited)["frames"], "flow_warp")}
 
 
 def mean_scores(rows: list[dict], tasks: list[str] | None = None) -> dict[str, float]:
