@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast gpu gpu-wheels clean
+.PHONY: install demo demo-train test test-fast gpu gpu-wheels clean
 
 install: $(STAMP)
 
@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml constraints-dev.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/genprop demo --out $(DEMO_OUT)
+	$(VENV)/bin/genprop demo --pretrained --out $(DEMO_OUT)
+
+# The DAG from scratch: shards, a short Ray Train run of the tiny model, then propagate/evaluate/report.
+demo-train: $(STAMP)
+	$(VENV)/bin/genprop demo --out $(DEMO_OUT)-train
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -38,4 +42,4 @@ gpu-wheels: $(STAMP)
 	  --platform manylinux2014_x86_64 -d .whl diffusers av importlib-metadata
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT)-train .pytest_cache

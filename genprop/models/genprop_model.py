@@ -185,7 +185,8 @@ class GenPropModel(nn.Module):
                 if not hasattr(backbone, "reanchor"):
                     raise ValueError(f"source_anchor needs a Wan backbone (an adapter with an anchor); got "
                                      f"{backbone.kind!r}")
-                self.source_gate = SourceAnchorGate(backbone.encoder_output_channels(0)[0], backbone.patch_volume)
+                self.source_gate = SourceAnchorGate(backbone.encoder_output_channels(0)[0], backbone.patch_volume,
+                                                    backbone.latent_map.latent_channels)
 
     def train(self, mode: bool = True) -> "GenPropModel":
         """Train the new parts; the backbone always stays in eval mode."""
@@ -263,7 +264,7 @@ class GenPropModel(nn.Module):
         # 4. source anchor: G's input and skip recomputed around a + g (s - a), the gate read from the SCE
         gate = None
         if self.source_gate is not None:
-            gate = self.source_gate(bb, hidden.to(g_hidden.dtype), ctx)  # (B, T_lat, 1, h, w)
+            gate = self.source_gate(bb, hidden.to(g_hidden.dtype), ctx, cond, sce_latents)  # (B, T_lat, 1, h, w)
             anchor = SourceAnchorGate.anchor(gate, bb.anchor(cond, model_input), sce_latents)
             ctx = bb.reanchor(ctx, model_input, timestep, cond, anchor)
             g_hidden = bb.embed(ctx.x_in, ctx)

@@ -4,10 +4,11 @@ A backbone preconditioned around an anchor ``a`` (the procedural backbone: the f
 ``WanBackboneConfig.first_frame_anchor``) models only the residual ``x0 - a``. GenProp's target equals the
 SCE's source video everywhere outside the edited region (Sec. 3.4: every synthetic pair differs from its source
 only inside its mask), so the natural anchor for GenProp is the source itself there. This gate moves G's anchor
-towards the source, ``a' = a + g * (s - a)``, with ``g`` read by a zero-initialised linear head from the SCE's
-last hidden state: at initialisation ``g = 0`` and GenProp equals the frozen backbone exactly; a trained gate
-keeps the source where the SCE finds it unchanged and leaves the edited region to G.
-See docs/design-decisions.md, "Source anchor".
+towards the source, ``a' = a + g * (s - a)``, with ``g`` read per token by two zero-initialised linear heads: one
+on the SCE's last hidden state, one on the first frame's edit footprint ``|e_1 - s_1|`` (G's edited first frame
+against the source's, per latent channel, the same for every frame: where the user's edit is, exactly, at t = 1).
+At initialisation ``g = 0`` and GenProp equals the frozen backbone exactly; a trained gate keeps the source where
+the content is unchanged and leaves the edited region to G. See docs/design-decisions.md, "Source anchor".
 """
 
 from __future__ import annotations
@@ -19,26 +20,34 @@ from genprop.models.zero_init import zero_module
 
 
 class SourceAnchorGate(nn.Module):
-    """Zero-initialised per-token head: SCE hidden tokens (B, L, D) -> gate (B, T_lat, 1, h, w).
+    """Zero-initialised per-token heads -> gate (B, T_lat, 1, h, w).
 
     Args:
         width (int): the SCE's hidden width D.
         patch_volume (int): latent positions per token (p_t p_h p_w); one gate value each, shared by the channels.
+        latent_channels (int): C, the latent channels (the footprint has C values per latent position).
     """
 
-    def __init__(self, width: int, patch_volume: int):
+    def __init__(self, width: int, patch_volume: int, latent_channels: int):
         super().__init__()
         self.head = zero_module(nn.Linear(width, patch_volume))
+        # many inputs per output: a zero-initialised map that moves the gate by O(1) within tens of steps
+        self.footprint = zero_module(nn.Linear(patch_volume * latent_channels, patch_volume, bias=False))
 
-    def forward(self, backbone, hidden: torch.Tensor, ctx) -> torch.Tensor:
+    def forward(self, backbone, hidden: torch.Tensor, ctx, cond: dict, source: torch.Tensor) -> torch.Tensor:
         """The gate on the latent grid.
 
         Args:
-            backbone: the Wan adapter (``tokens_to_grid``).
+            backbone: the Wan adapter (``tokens_to_grid``, ``grid_to_tokens``, ``first_frame_latents``).
             hidden (Tensor): (B, L, D) the SCE's last hidden state.
             ctx: the backbone context (grid and batch).
+            cond (dict): G's conditioning (its first frame is the edited one).
+            source (Tensor): (B, T_lat, C, h, w) the source latents.
         """
-        return backbone.tokens_to_grid(self.head(hidden), ctx)
+        first = backbone.first_frame_latents(cond, source)  # (B, 1, C, h, w)
+        footprint = (first - source[:, :1]).abs().expand(-1, source.shape[1], -1, -1, -1)
+        tokens = self.head(hidden) + self.footprint(backbone.grid_to_tokens(footprint.to(hidden.dtype), ctx))
+        return backbone.tokens_to_grid(tokens, ctx)
 
     @staticmethod
     def anchor(gate: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ METRICS = ("step", "loss", "non_mask", "mask", "grad", "mpd", "gate", "lr", "gra
 
 
 def _default_train() -> TrainConfig:
-    return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=1800, min_lr_ratio=0.1,
+    return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=1500, min_lr_ratio=0.1,
                        grad_clip=1.0, ema_decay=0.999)
 
 
@@ -89,7 +89,7 @@ class GenPropRunConfig:
         batch_size (int, default 16): scenes per step.
         val_videos (int, default 16): held-out scenes; one case per task in ``val_tasks`` each.
         val_tasks (tuple[str, ...], default ("remove", "track")): benchmark tasks scored.
-        val_every (int, default 200): steps between validations (and checkpoints).
+        val_every (int, default 250): steps between validations (and checkpoints).
         val_steps (int, default 2): sampling steps when scoring (the procedural backbone's default).
         val_guidance (float, default 1.0): CFG scale when scoring (1.0: none).
         val_seed (int, default 0): sampling seed when scoring.
@@ -111,7 +111,7 @@ class GenPropRunConfig:
     batch_size: int = 16
     val_videos: int = 16
     val_tasks: tuple[str, ...] = ("remove", "track")
-    val_every: int = 200
+    val_every: int = 250
     val_steps: int = 2
     val_guidance: float = 1.0
     val_seed: int = 0

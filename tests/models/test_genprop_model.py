@@ -232,10 +232,15 @@ def test_source_anchor_starts_as_the_backbone_and_an_open_gate_anchors_on_the_so
         ones = torch.full_like(t, 1000.0)
         v = model(x_t, ones, cond, s, b["task_ids"], num_frames=b["num_frames"]).prediction
         torch.testing.assert_close(x_t - v, s, rtol=1e-5, atol=1e-5)
-    # 3. the gate gets a gradient at initialisation (zero head, non-zero input)
+    # 3. the footprint head reads |edited first frame - source first frame| per token; patchify inverts unpatchify
+    ctx = bb.prepare(x_t, t, cond)
+    grid = torch.randn(x_t.shape)
+    assert torch.equal(bb.tokens_to_grid(bb.grid_to_tokens(grid, ctx), ctx), grid)
+    # 4. both heads get a gradient at initialisation (zero heads, non-zero inputs)
     model = GenPropModel(dataclasses.replace(base.config, backbone=bb_cfg, source_anchor=True))
     out = model(x_t, t, cond, s, b["task_ids"], num_frames=b["num_frames"])
     out.prediction.square().mean().backward()
     assert model.source_gate.head.weight.grad.abs().sum() > 0
+    assert model.source_gate.footprint.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="source_anchor needs a Wan backbone"):
         GenPropModel(dataclasses.replace(make_model("svd").config, source_anchor=True))

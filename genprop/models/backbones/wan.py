@@ -330,8 +330,7 @@ class WanBackbone(nn.Module):
         """
         if not self.config.first_frame_anchor:
             return torch.zeros_like(like)
-        first = cond["condition"][:, :1, self.latent_map.temporal_factor:].to(like.dtype)
-        return first.expand(-1, like.shape[1], -1, -1, -1)
+        return self.first_frame_latents(cond, like).expand(-1, like.shape[1], -1, -1, -1)
 
     def _precondition(self, model_input: torch.Tensor, timestep, cond: dict, anchor: torch.Tensor | None = None):
         """(network input, skip, c_out) for ``first_frame_anchor`` / ``sigma_data`` (see the config) or an explicit
@@ -399,6 +398,19 @@ class WanBackbone(nn.Module):
         f, hh, ww = ctx.grid
         h = tokens.reshape(ctx.batch, f, hh, ww, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
         return h.flatten(6, 7).flatten(4, 5).flatten(2, 3).transpose(1, 2)
+
+    def grid_to_tokens(self, grid: torch.Tensor, ctx: WanContext) -> torch.Tensor:
+        """Patchify a latent grid into per-token values, the inverse of :meth:`tokens_to_grid`:
+        (B, F, C, H, W) -> (B, L, p_t p_h p_w C)."""
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        f, hh, ww = ctx.grid
+        b, c = grid.shape[0], grid.shape[2]
+        x = grid.transpose(1, 2).reshape(b, c, f, p_t, hh, p_h, ww, p_w).permute(0, 2, 4, 6, 3, 5, 7, 1)
+        return x.reshape(b, f * hh * ww, p_t * p_h * p_w * c)
+
+    def first_frame_latents(self, cond: dict, like: torch.Tensor) -> torch.Tensor:
+        """(B, 1, C, h, w): G's first frame (the edited one) as latents, from the condition."""
+        return cond["condition"][:, :1, self.latent_map.temporal_factor:].to(like.dtype)
 
     @property
     def patch_volume(self) -> int:
