@@ -54,4 +54,4 @@ def test_demo_pretrained_propagates_with_the_shipped_weights(tmp_path):
     tail = r.stdout[r.stdout.index("dag: finished"):]
     assert "| genprop |" in tail and "| identity |" in tail
     metrics = json.load(open(os.path.join(out, "evaluate", "metrics.json")))
-    assert len({c["id"] for c in metrics["cases"]}) == 40  # 8 videos x 5 tasks
+    assert len({c["id"] for c in metrics["cases"]}) == 20  # 4 videos x 5 tasks

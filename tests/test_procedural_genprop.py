@@ -257,3 +257,27 @@ def test_scores_on_constructed_inputs():
         {"a": 2.0, "b": None, "remove_cases": 1, "track_cases": 1}
     assert [task_id_for(t) for t in ("remove", "insert", "track", "replace")] == [2, 1, 3, 0]
     assert task_id_for("track", {"insert", "remove"}) == 0
+
+
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_shipped_weights_reproduce_their_last_validation_and_hold_the_removal_floor():
+    """models/procedural-genprop loads from a clone (its backbone by a relative path) and scores its curve's last
+    row again on the same held-out cases; GenProp's removal PSNR there is above the original video's."""
+    from genprop.training.procedural_genprop import score_run_model
+
+    with open(os.path.join(SHIPPED, "model", "run_config.json")) as f:
+        shipped = json.load(f)
+    with open(os.path.join(SHIPPED, "curve.jsonl")) as f:
+        last = [json.loads(line) for line in f][-1]
+    assert last["step"] == shipped["step"]
+    config = configs.from_dict(GenPropRunConfig, shipped["config"], where="run_config.json")
+    model = GenPropModel.from_pretrained(os.path.join(SHIPPED, "model"))
+    scores = score_run_model(model, config)
+    for key in ("remove_psnr_model", "remove_psnr_region_model"):
+        assert scores[key] == pytest.approx(last[key], abs=0.05), key
+    assert scores["track_iou_colour"] == pytest.approx(last["track_iou_colour"], abs=0.01)
+    assert scores["remove_psnr_model"] > last["remove_psnr_identity"]

@@ -241,6 +241,22 @@ def load_run_model(config: GenPropRunConfig, output: str, backbone) -> GenPropMo
     return model
 
 
+def score_run_model(model: GenPropModel, config: GenPropRunConfig, cases: list | None = None,
+                    device: str = "cpu") -> dict:
+    """A run's validation scores for ``model``, exactly as its learning curve logs them (without the references).
+
+    Args:
+        model (GenPropModel): the model (e.g. the run's exported EMA weights).
+        config (GenPropRunConfig): the run's config (cases, sampling, trained tasks, MPD).
+        cases (list | None): the validation cases when already made; None makes them from the config.
+        device (str, default "cpu"): torch device.
+    """
+    cases = make_validation_cases(config.val_spec()) if cases is None else cases
+    return score_genprop(model.eval(), cases, mpd=config.train.loss.mpd_weight > 0, num_steps=config.val_steps,
+                         guidance_scale=config.val_guidance, seed=config.val_seed,
+                         trained_tasks=config.trained_tasks(), device=device)
+
+
 def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, max_steps: int | None = None,
                       max_minutes: float | None = None, machine: str = "cpu", device: str = "cpu",
                       log: Callable[[str], None] = print) -> dict:
@@ -281,7 +297,6 @@ def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, 
     data = ProceduralSamples(config, backbone, device)
     cases = make_validation_cases(config.val_spec())
     references = mean_scores([reference_scores(c) for c in cases])
-    mpd = config.train.loss.mpd_weight > 0
     log(f"[genprop] start at step {trainer.step} ({progress['samples']} samples) on {machine}; "
         f"{len(cases)} validation cases")
     t_call, t_mark = time.monotonic(), time.monotonic()
@@ -295,9 +310,7 @@ def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, 
         t_val = time.monotonic()
         scored = copy.deepcopy(model)
         scored.load_state_dict(weights, strict=False)
-        scores = score_genprop(scored.eval(), cases, mpd=mpd, num_steps=config.val_steps,
-                               guidance_scale=config.val_guidance, seed=config.val_seed,
-                               trained_tasks=config.trained_tasks(), device=device)
+        scores = score_run_model(scored, config, cases, device)
         row = {"step": trainer.step, "samples": progress["samples"], "skipped": progress["skipped"],
                "wall_s": dict(progress["wall_s"]), "val_s": round(time.monotonic() - t_val, 3),
                **references, **scores}
