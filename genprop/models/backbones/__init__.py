@@ -5,7 +5,8 @@ from __future__ import annotations
 from genprop.models.backbones.interface import TrainingSample, VideoBackbone
 from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, SVDVaeLatents, WanVaeLatents
 from genprop.models.backbones.svd import SVDBackbone, SVDBackboneConfig
-from genprop.models.backbones.wan import WanBackbone, WanBackboneConfig
+from genprop.models.backbones.wan import WanBackbone
+from genprop.models.backbones.wan_config import WanBackboneConfig
 
 BackboneConfig = SVDBackboneConfig | WanBackboneConfig
 
