@@ -9,6 +9,7 @@ upload is one PUT, so a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import posixpath
 import shutil
@@ -87,6 +88,18 @@ def remove(url: str) -> None:
     fs, path = filesystem(url)
     if fs.exists(path):
         fs.rm_file(path)
+
+
+def directory_fingerprint(directory: str) -> str:
+    """16 hex digits of every file under a local directory (relative names and bytes), e.g. a model's weights."""
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(directory)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            h.update(os.path.relpath(path, directory).encode() + b"\0")
+            with open(path, "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()[:16]
 
 
 def isdir(url: str) -> bool:

@@ -31,14 +31,14 @@ def ship(run: str, to: str, backbone: str) -> dict:
     Raises:
         ValueError: the run has no exported model, or it trained over another backbone.
     """
-    from genprop.training.procedural_genprop import backbone_fingerprint
+    from genprop.storage import directory_fingerprint
     from genprop.training.run_files import publish_dir, read_json
 
     model = os.path.join(run, "model")
     progress = read_json(os.path.join(run, "progress.json"), None)
     if progress is None or not os.path.isfile(os.path.join(model, "genprop_config.json")):
         raise ValueError(f"{run}: no exported model (model/genprop_config.json) or progress.json")
-    want, got = progress.get("backbone_fingerprint"), backbone_fingerprint(backbone)
+    want, got = progress.get("backbone_fingerprint"), directory_fingerprint(backbone)
     if want is not None and want != got:
         raise ValueError(f"{run} trained over backbone {want}, but {backbone} is {got}")
 

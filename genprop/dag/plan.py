@@ -64,13 +64,7 @@ def _model_fingerprint(url: str) -> str:
     itself for remote ones."""
     if "://" in url and not url.startswith("file://"):
         return url
-    path = url[len("file://"):] if url.startswith("file://") else url
-    h = hashlib.sha256()
-    for root, _, files in sorted(os.walk(path)):
-        for name in sorted(files):
-            with open(os.path.join(root, name), "rb") as f:
-                h.update(os.path.relpath(os.path.join(root, name), path).encode() + b"\0" + f.read())
-    return h.hexdigest()
+    return storage.directory_fingerprint(url[len("file://"):] if url.startswith("file://") else url)
 
 
 def _digest(payload: dict) -> str:

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from genprop import configs
+from genprop import configs, storage
 from genprop.datasets.procedural import TASKS, WorldConfig
 from genprop.datasets.procedural.memory import RenderedWorld
 from genprop.errors import DataError
@@ -164,18 +163,6 @@ class GenPropRunConfig:
         return {TRAINS[t] for t, r in zip(SYNTH_TASKS, self.synth.ratios) if r > 0}
 
 
-def backbone_fingerprint(directory: str) -> str:
-    """16 hex digits of every file under a backbone directory (names and bytes)."""
-    h = hashlib.sha256()
-    for root, _, files in sorted(os.walk(directory)):
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            h.update(os.path.relpath(path, directory).encode() + b"\0")
-            with open(path, "rb") as f:
-                h.update(hashlib.sha256(f.read()).digest())
-    return h.hexdigest()[:16]
-
-
 class ProceduralSamples:
     """The shard job's samples of the procedural scenes of given seeds, made in memory.
 
@@ -285,7 +272,7 @@ def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, 
     progress = read_json(progress_path, {"step": 0, "samples": 0, "skipped": 0, "wall_s": {}, "config": None,
                                          "backbone_fingerprint": None})
     # 1. the frozen backbone (the one the run started over), the model, the trainer and its resumed state
-    fingerprint = backbone_fingerprint(config.backbone)
+    fingerprint = storage.directory_fingerprint(config.backbone)
     if progress["step"] and progress["backbone_fingerprint"] not in (None, fingerprint):
         raise ValueError(f"{config.backbone}: the backbone changed since this run started (fingerprint "
                          f"{progress['backbone_fingerprint']}, now {fingerprint}); restore it or start a new output")

@@ -252,15 +252,13 @@ class WanBackbone(nn.Module):
         ``anchor`` (B, T_lat, C, h, w) (GenProp's source anchor); the plain parameterisation without an explicit
         anchor gives ``(model_input, None, None)``. sigma = timestep / 1000."""
         s_data = self.config.sigma_data
-        if anchor is None and self.config.first_frame_anchor:
-            anchor = self.anchor(cond, model_input)
-        if anchor is None and s_data is None:
+        if anchor is None and not self.config.first_frame_anchor and s_data is None:
             return model_input, None, None
         if timestep is None:
             raise ValueError("an anchored or preconditioned backbone needs the timestep")
         t = torch.as_tensor(timestep, device=model_input.device, dtype=torch.float32).reshape(-1)
         sigma = (t / 1000).expand(model_input.shape[0]).view(-1, 1, 1, 1, 1)
-        anchor = torch.zeros_like(model_input) if anchor is None else anchor
+        anchor = self.anchor(cond, model_input) if anchor is None else anchor
         r_t = model_input - (1 - sigma).to(model_input.dtype) * anchor  # noisy latents of x0 - a
         if s_data is None:
             return r_t, -anchor, None
