@@ -42,6 +42,12 @@ class RegionLossConfig:
         gate_weight (float, default 1.0): weight of L_gate, which supervises a model's source-anchor gate
             (``GenPropConfig.source_anchor``; no term without one) towards ``1 - mask``: keep the source exactly
             where the target is the source. Area-balanced like Eq. 7, so a small edit region is not outvoted.
+            Only the gate's source channel is supervised (a flow-anchor channel learns from the diffusion loss:
+            the warp is right only where the flow is).
+        mpd_area_balanced (bool, default False): L_MPD as the squared error averaged inside the mask and outside
+            it, each by its own area, summed (as L_gate), instead of the paper's plain MSE, under which a small
+            object's mask is outvoted by the background and the decoder never reaches the 0.5 threshold (the
+            procedural run: 0.06 inside vs 0.03 outside).
     """
 
     mask_weight: float = 2.0
@@ -52,6 +58,7 @@ class RegionLossConfig:
     grad_every: int = 1
     region_weighting: bool = True
     gate_weight: float = 1.0
+    mpd_area_balanced: bool = False
 
     def __post_init__(self):
         if self.grad_every < 1:
@@ -157,16 +164,26 @@ def grad_term(features: list[torch.Tensor], features_perturbed: list[torch.Tenso
     return torch.stack(terms).mean()
 
 
-def gate_term(gate: torch.Tensor, latent_mask: torch.Tensor) -> torch.Tensor:
-    """L_gate in fp32: (g - (1 - m))^2 averaged inside the mask and outside it, each by its own area, summed.
+def balanced_squared_error(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(p - m)^2 in fp32 averaged inside the soft mask ``m`` and outside it, each by its own area, summed.
 
     Args:
-        gate (Tensor): (B, T_lat, 1, h, w) the source-anchor gate.
+        prediction (Tensor): values, any shape.
+        target (Tensor): the mask in [0, 1], the same shape.
+    """
+    m = target.float()
+    d2 = (prediction.float() - m) ** 2
+    return _weighted_mean(d2, m) + _weighted_mean(d2, 1 - m)
+
+
+def gate_term(gate: torch.Tensor, latent_mask: torch.Tensor) -> torch.Tensor:
+    """L_gate in fp32: the source channel ``g_s`` towards ``1 - m``, area-balanced (:func:`balanced_squared_error`).
+
+    Args:
+        gate (Tensor): (B, T_lat, K, h, w) the source-anchor gate (channel 0: towards the source).
         latent_mask (Tensor): (B, T_lat, 1, h, w) in [0, 1].
     """
-    m = latent_mask.float()
-    d2 = (gate.float() - (1 - m)) ** 2
-    return _weighted_mean(d2, m) + _weighted_mean(d2, 1 - m)
+    return balanced_squared_error(1 - gate[:, :, :1], latent_mask)
 
 
 def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, mpd_target: torch.Tensor,
@@ -188,7 +205,10 @@ def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, m
     """
     l_mask, l_non = region_terms(output.prediction, target, latent_mask)
     l_grad = grad_term(output.sce_features, output.sce_features_perturbed, output.delta, latent_mask)
-    l_mpd = F.mse_loss(output.mask.float(), mpd_target.float())
+    if config.mpd_area_balanced:
+        l_mpd = balanced_squared_error(output.mask, mpd_target)
+    else:
+        l_mpd = F.mse_loss(output.mask.float(), mpd_target.float())
     # L_grad is only present on every grad_every-th step (see RegionLossConfig); weight it up to match.
     grad_weight = config.grad_weight * config.grad_every
     if config.region_weighting:

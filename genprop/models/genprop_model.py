@@ -22,6 +22,7 @@ from genprop.models.backbones import (BackboneConfig, SVDBackboneConfig, WanBack
                                       backbone_kind, build_backbone)
 from genprop.models.backbones.interface import seeded
 from genprop.models.content_encoder import SelectiveContentEncoder
+from genprop.models.flow_anchor import FLOW_ANCHOR_KEY
 from genprop.models.mask_decoder import MaskPredictionDecoder
 from genprop.models.source_anchor import SourceAnchorGate
 from genprop.models.task_embedding import TaskEmbedding
@@ -57,6 +58,9 @@ class GenPropConfig:
         source_anchor (bool, default False): a zero-initialised gate read from the SCE moves G's anchor towards the
             source video (``genprop.models.source_anchor``); Wan backbones only (their adapter is preconditioned
             around an anchor). Meant for anchored backbones such as the procedural one.
+        flow_anchor (bool, default False): the gate's second channel moves G's anchor towards the first-frame edit
+            carried by the source's optical flow (``genprop.models.flow_anchor``; G's conditioning then carries
+            ``cond["flow_anchor"]``); needs ``source_anchor``.
     """
 
     backbone: BackboneConfig = field(default_factory=WanBackboneConfig)
@@ -66,6 +70,11 @@ class GenPropConfig:
     fp32_sce_under_autocast: bool = True
     seed: int = 0
     source_anchor: bool = False
+    flow_anchor: bool = False
+
+    def __post_init__(self):
+        if self.flow_anchor and not self.source_anchor:
+            raise ValueError("flow_anchor is the source-anchor gate's second channel: it needs source_anchor")
 
     @classmethod
     def tiny(cls, backbone: str = "wan", **backbone_kwargs) -> "GenPropConfig":
@@ -108,7 +117,8 @@ class GenPropOutput:
         sce_features (list[Tensor]): the injections (what the SCE adds to G), each as a grid (B, T_lat, C_i, h_i, w_i).
         sce_features_perturbed (list[Tensor] | None): the same for the masked-perturbed source latents.
         delta (float): the perturbation size used (0 when there was no perturbed pass).
-        source_gate (Tensor | None): (B, T_lat, 1, h, w) the source-anchor gate (None without ``source_anchor``).
+        source_gate (Tensor | None): (B, T_lat, K, h, w) the source-anchor gate (None without ``source_anchor``);
+            K = 2 with ``flow_anchor`` (channel 0 towards the source, 1 towards the flow anchor).
     """
 
     prediction: torch.Tensor
@@ -186,7 +196,7 @@ class GenPropModel(nn.Module):
                     raise ValueError(f"source_anchor needs a Wan backbone (an adapter with an anchor); got "
                                      f"{backbone.kind!r}")
                 self.source_gate = SourceAnchorGate(backbone.encoder_output_channels(0)[0], backbone.patch_volume,
-                                                    backbone.latent_map.latent_channels)
+                                                    backbone.latent_map.latent_channels, flow=config.flow_anchor)
 
     def train(self, mode: bool = True) -> "GenPropModel":
         """Train the new parts; the backbone always stays in eval mode."""
@@ -223,7 +233,8 @@ class GenPropModel(nn.Module):
         Args:
             model_input (Tensor): (B, T_lat, C, h, w) noisy latents as the backbone expects them.
             timestep (Tensor): (B,) or scalar, in the backbone's units.
-            cond (dict): G's conditioning from ``backbone.encode_condition`` (edited or original first frame, prompt).
+            cond (dict): G's conditioning from ``backbone.encode_condition`` (edited or original first frame, prompt);
+                with ``flow_anchor`` also ``cond["flow_anchor"]`` (``genprop.models.flow_anchor.with_flow_anchor``).
             sce_latents (Tensor): (B, T_lat, C, h, w) clean latents of the video given to the SCE.
             task_ids (LongTensor): (B,) task ids (0 default).
             perturb_mask (Tensor | None): (B, T_lat, 1, h, w) where to perturb the SCE input for L_grad.
@@ -261,11 +272,13 @@ class GenPropModel(nn.Module):
             hidden = torch.cat([hidden, hidden]) if self.source_gate is not None else None
         else:
             injections, hidden = self._sce(x_sce, ctx, g_hidden, task_emb)
-        # 4. source anchor: G's input and skip recomputed around a + g (s - a), the gate read from the SCE
+        # 4. source anchor: G's input and skip recomputed around a + g_s (s - a) [+ g_w (w - a)], the gate read
+        # from the SCE and the edit's footprints
         gate = None
         if self.source_gate is not None:
-            gate = self.source_gate(bb, hidden.to(g_hidden.dtype), ctx, cond, sce_latents)  # (B, T_lat, 1, h, w)
-            anchor = SourceAnchorGate.anchor(gate, bb.anchor(cond, model_input), sce_latents)
+            flow = cond.get(FLOW_ANCHOR_KEY) if self.config.flow_anchor else None
+            gate = self.source_gate(bb, hidden.to(g_hidden.dtype), ctx, cond, sce_latents, flow)  # (B,T_lat,K,h,w)
+            anchor = SourceAnchorGate.anchor(gate, bb.anchor(cond, model_input), sce_latents, flow)
             ctx = bb.reanchor(ctx, model_input, timestep, cond, anchor)
             g_hidden = bb.embed(ctx.x_in, ctx)
         # 5. G's blocks with the injections added, then the MPD on G's penultimate block

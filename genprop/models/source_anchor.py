@@ -9,6 +9,11 @@ on the SCE's last hidden state, one on the first frame's edit footprint ``|e_1 -
 against the source's, per latent channel, the same for every frame: where the user's edit is, exactly, at t = 1).
 At initialisation ``g = 0`` and GenProp equals the frozen backbone exactly; a trained gate keeps the source where
 the content is unchanged and leaves the edited region to G. See docs/design-decisions.md, "Source anchor".
+
+With a flow anchor ``w`` (``genprop.models.flow_anchor``: the edit carried by the source's optical flow) the gate
+has a second channel, ``a' = a + g_s (s - a) + g_w (w - a)``, and the footprint also reads ``|w_t - s_t|`` per
+frame: where the warped edit lies on frame t, which moves with the object (the first-frame footprint does not).
+Both channels start at zero. See docs/design-decisions.md, "Flow anchor".
 """
 
 from __future__ import annotations
@@ -20,21 +25,25 @@ from genprop.models.zero_init import zero_module
 
 
 class SourceAnchorGate(nn.Module):
-    """Zero-initialised per-token heads -> gate (B, T_lat, 1, h, w).
+    """Zero-initialised per-token heads -> gate (B, T_lat, K, h, w), K = 1 (source) or 2 (source, flow anchor).
 
     Args:
         width (int): the SCE's hidden width D.
         patch_volume (int): latent positions per token (p_t p_h p_w); one gate value each, shared by the channels.
         latent_channels (int): C, the latent channels (the footprint has C values per latent position).
+        flow (bool, default False): add the flow-anchor channel (and its footprint ``|w - s|``).
     """
 
-    def __init__(self, width: int, patch_volume: int, latent_channels: int):
+    def __init__(self, width: int, patch_volume: int, latent_channels: int, flow: bool = False):
         super().__init__()
-        self.head = zero_module(nn.Linear(width, patch_volume))
+        self.channels = 2 if flow else 1
+        self.head = zero_module(nn.Linear(width, patch_volume * self.channels))
         # many inputs per output: a zero-initialised map that moves the gate by O(1) within tens of steps
-        self.footprint = zero_module(nn.Linear(patch_volume * latent_channels, patch_volume, bias=False))
+        self.footprint = zero_module(nn.Linear(patch_volume * latent_channels * self.channels,
+                                               patch_volume * self.channels, bias=False))
 
-    def forward(self, backbone, hidden: torch.Tensor, ctx, cond: dict, source: torch.Tensor) -> torch.Tensor:
+    def forward(self, backbone, hidden: torch.Tensor, ctx, cond: dict, source: torch.Tensor,
+                flow_anchor: torch.Tensor | None = None) -> torch.Tensor:
         """The gate on the latent grid.
 
         Args:
@@ -43,15 +52,25 @@ class SourceAnchorGate(nn.Module):
             ctx: the backbone context (grid and batch).
             cond (dict): G's conditioning (its first frame is the edited one).
             source (Tensor): (B, T_lat, C, h, w) the source latents.
+            flow_anchor (Tensor | None): (B, T_lat, C, h, w) the flow anchor's latents (required with ``flow``).
         """
         first = backbone.first_frame_latents(cond, source)  # (B, 1, C, h, w)
         footprint = (first - source[:, :1]).abs().expand(-1, source.shape[1], -1, -1, -1)
+        if self.channels == 2:
+            if flow_anchor is None:
+                raise ValueError("a flow-anchor gate needs the flow anchor (cond['flow_anchor'], see "
+                                 "genprop.models.flow_anchor.with_flow_anchor)")
+            footprint = torch.cat([footprint, (flow_anchor.to(source.dtype) - source).abs()], dim=2)
         tokens = self.head(hidden) + self.footprint(backbone.grid_to_tokens(footprint.to(hidden.dtype), ctx))
         return backbone.tokens_to_grid(tokens, ctx)
 
     @staticmethod
-    def anchor(gate: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        """``a + g (s - a)``: (B, T_lat, C, h, w) from the gate (B, T_lat, 1, h, w), G's own anchor and the
-        source latents."""
+    def anchor(gate: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor,
+               flow_anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """``a + g_s (s - a) [+ g_w (w - a)]``: (B, T_lat, C, h, w) from the gate (B, T_lat, K, h, w), G's own
+        anchor, the source latents and (K = 2) the flow anchor's latents."""
         gate = gate.to(backbone_anchor.dtype)
-        return backbone_anchor + gate * (source.to(backbone_anchor.dtype) - backbone_anchor)
+        out = backbone_anchor + gate[:, :, :1] * (source.to(backbone_anchor.dtype) - backbone_anchor)
+        if gate.shape[2] == 2:
+            out = out + gate[:, :, 1:] * (flow_anchor.to(backbone_anchor.dtype) - backbone_anchor)
+        return out

@@ -20,6 +20,7 @@ import torch
 
 from genprop import masks, storage, video
 from genprop.errors import DataError
+from genprop.models.flow_anchor import with_flow_anchor
 from genprop.propagation import memory
 from genprop.propagation.config import TRACK_TASK_ID, PropagationConfig
 from genprop.propagation.long_video import drift_report, run_windows
@@ -147,6 +148,7 @@ class Propagator:
         with memory.stage(model, ("encoders", "latent_map"), dev, off), memory.autocast(dev, cfg.dtype):
             cond = {k: v.float() for k, v in
                     bb.encode_condition(first_frame, prompt, generator=g, num_frames=t_pad).items()}
+            cond = with_flow_anchor(model, cond, source, first_frame)
         # 2. denoising (the MPD mask of the last step is kept)
         recorder = _MaskRecorder(model, 1)
         task_ids = torch.full((1,), task, dtype=torch.long, device=dev)

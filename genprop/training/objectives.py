@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from genprop.errors import GenPropError
 from genprop.losses import RegionLossConfig, drop_task_ids, loss_masks, region_aware_loss
+from genprop.models.flow_anchor import with_flow_anchor_from_latents
 
 
 class NonFiniteLossError(GenPropError):
@@ -95,8 +96,10 @@ class GenPropObjective:
         target = batch["target_latents"]
         # 1. noise the target in the backbone's parameterisation
         sample = bb.training_sample(target, generator)
-        # 2. condition and task dropout (CFG and the "default" task at inference)
-        cond = drop_condition(bb, batch["cond"], self.cond_drop_prob, generator)
+        # 2. condition (plus the flow anchor, when the model has one) and task dropout (CFG and the "default"
+        # task at inference)
+        cond = with_flow_anchor_from_latents(unwrap(model), batch["cond"], batch["sce_latents"])
+        cond = drop_condition(bb, cond, self.cond_drop_prob, generator)
         tasks = drop_task_ids(batch["task_id"], self.loss.task_drop_prob, generator)
         # 3. masks at latent resolution; the perturbed SCE pass only on L_grad's steps
         latent_mask, mpd_target = loss_masks(batch["mask"], bb.latent_map, target.shape[1])

@@ -37,6 +37,7 @@ from genprop.datasets.procedural import TASKS, WorldConfig
 from genprop.datasets.procedural.memory import RenderedWorld
 from genprop.errors import DataError
 from genprop.genprop_quality import CaseSpec, make_validation_cases, mean_scores, reference_scores, score_genprop
+from genprop.losses import RegionLossConfig
 from genprop.models.backbones.export import load_backbone
 from genprop.models.genprop_model import GenPropConfig, GenPropModel
 from genprop.shards import ShardsConfig, describe_video, plan_samples
@@ -63,7 +64,7 @@ METRICS = ("step", "loss", "non_mask", "mask", "grad", "mpd", "gate", "lr", "gra
 
 def _default_train() -> TrainConfig:
     return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=1500, min_lr_ratio=0.1,
-                       grad_clip=1.0, ema_decay=0.999)
+                       grad_clip=1.0, ema_decay=0.999, loss=RegionLossConfig(mpd_area_balanced=True))
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class GenPropRunConfig:
         task_dim (int, default 64): task embedding width.
         model_seed (int, default 0): seeds the new layers (injections, MPD head, task embeddings).
         source_anchor (bool, default True): GenProp's source-anchor gate (``GenPropConfig.source_anchor``).
+        flow_anchor (bool, default True): the gate's flow-anchor channel (``GenPropConfig.flow_anchor``).
         train (TrainConfig): objective ``genprop``, optimiser settings and the region-aware loss
             (``train.loss``: ``mpd_weight`` 0 = no MPD; ``region_weighting`` false and ``grad_weight`` 0 = no
             region-aware loss).
@@ -99,6 +101,7 @@ class GenPropRunConfig:
     task_dim: int = 64
     model_seed: int = 0
     source_anchor: bool = True
+    flow_anchor: bool = True
     train: TrainConfig = field(default_factory=_default_train)
     synth: SynthConfig = field(default_factory=SynthConfig.tiny)
     crop_scale: tuple[float, float] = (1.0, 1.0)
@@ -156,7 +159,7 @@ class GenPropRunConfig:
 
     def genprop_config(self, backbone_config) -> GenPropConfig:
         return GenPropConfig(backbone=backbone_config, sce_blocks=self.sce_blocks, task_dim=self.task_dim,
-                             seed=self.model_seed, source_anchor=self.source_anchor)
+                             seed=self.model_seed, source_anchor=self.source_anchor, flow_anchor=self.flow_anchor)
 
     def trained_tasks(self) -> set[str]:
         """The propagation tasks the augmentations train (ratio > 0)."""
@@ -221,10 +224,11 @@ def load_run_model(config: GenPropRunConfig, output: str, backbone) -> GenPropMo
     if not os.path.isfile(os.path.join(model_dir, "genprop_config.json")):
         return GenPropModel(config.genprop_config(backbone.config), backbone=backbone)
     model = GenPropModel.from_pretrained(model_dir, backbone=backbone)
-    got = (model.config.num_sce_blocks, model.config.task_dim, model.config.source_anchor)
-    if got != (config.sce_blocks, config.task_dim, config.source_anchor):
-        raise ValueError(f"{model_dir}: exported with (SCE blocks, task_dim, source_anchor) = {got}, the config "
-                         f"asks {(config.sce_blocks, config.task_dim, config.source_anchor)}")
+    got = (model.config.num_sce_blocks, model.config.task_dim, model.config.source_anchor, model.config.flow_anchor)
+    want = (config.sce_blocks, config.task_dim, config.source_anchor, config.flow_anchor)
+    if got != want:
+        raise ValueError(f"{model_dir}: exported with (SCE blocks, task_dim, source_anchor, flow_anchor) = {got}, "
+                         f"the config asks {want}")
     return model
 
 

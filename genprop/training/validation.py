@@ -12,6 +12,7 @@ import io
 import numpy as np
 import torch
 
+from genprop.models.flow_anchor import with_flow_anchor_from_latents
 from genprop.sampling import sample_latents
 
 
@@ -49,11 +50,12 @@ def validate(model, batch: dict, objective: str, num_steps: int = 3, seed: int =
         target = batch["target_latents"]
         num_frames = batch["mask"].shape[1]
         g = torch.Generator(device=target.device).manual_seed(seed)
-        kwargs = {}
+        kwargs, cond = {}, batch["cond"]
         if objective == "genprop":
+            cond = with_flow_anchor_from_latents(model, cond, batch["sce_latents"])
             kwargs = dict(model=model, sce_latents=batch["sce_latents"], task_ids=batch["task_id"],
                           num_frames=num_frames)
-        latents = sample_latents(backbone, batch["cond"], tuple(target.shape), generator=g, num_steps=num_steps,
+        latents = sample_latents(backbone, cond, tuple(target.shape), generator=g, num_steps=num_steps,
                                  **kwargs)
         out = backbone.decode_latents(latents, num_frames)
         tgt = backbone.decode_latents(target, num_frames)

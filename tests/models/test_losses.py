@@ -123,3 +123,25 @@ def test_gate_term_supervises_the_source_anchor_gate_area_balanced():
     torch.testing.assert_close(gate_term(torch.zeros_like(m), m), torch.tensor(1.0))
     # an empty mask: only the keep term
     torch.testing.assert_close(gate_term(torch.full_like(m, 0.5), torch.zeros_like(m)), torch.tensor(0.25))
+    # a flow-anchor gate (K = 2): only the source channel is supervised
+    two = torch.cat([1 - m, torch.full_like(m, 7.0)], dim=2)
+    assert gate_term(two, m) == 0
+
+
+def test_area_balanced_mpd_loss_is_not_outvoted_by_the_background():
+    """mpd_area_balanced: an all-zero mask prediction of a 1/16 object costs 1 (the whole object is wrong), where
+    the paper's plain MSE charges it 1/16 and the decoder learns to stay below its 0.5 threshold."""
+    from types import SimpleNamespace
+
+    m = torch.zeros(2, 3, 4, 4)
+    m[:, :, :1, :1] = 1.0
+    latent_mask = m[:, :, None]
+    pred = torch.zeros(2, 3, 1, 4, 4)
+    out = SimpleNamespace(prediction=pred, mask=torch.zeros_like(m), sce_features=[], sce_features_perturbed=None,
+                          delta=0.0, source_gate=None)
+    plain = region_aware_loss(out, pred, latent_mask, m, RegionLossConfig())["mpd"]
+    balanced = region_aware_loss(out, pred, latent_mask, m, RegionLossConfig(mpd_area_balanced=True))["mpd"]
+    torch.testing.assert_close(plain, torch.tensor(1 / 16))
+    torch.testing.assert_close(balanced, torch.tensor(1.0))
+    out.mask = m.clone()
+    assert region_aware_loss(out, pred, latent_mask, m, RegionLossConfig(mpd_area_balanced=True))["mpd"] == 0
