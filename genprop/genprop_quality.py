@@ -12,8 +12,9 @@ scene) are propagated from their edited first frame, and scored on frames 2..T (
 - ``track``: IoU against the object's mask (``track_iou_<method>``) and against the object plus its shadow
   and reflection (``track_iou_fx_<method>``), for ``colour`` (the painted colour segmented from the
   generated frames, ``propagation.tracking``), ``flow`` (the classical baseline: the edit region carried by
-  optical flow) and ``colour_target`` (colour segmentation of the ground-truth target, the most colour
-  segmentation reaches with effects: it is exactly the object, the shadow is not painted);
+  optical flow), ``flow_warp_colour`` (colour segmentation of the flow-warp baseline's frames: what a flow-anchored
+  GenProp that only copied its anchor would score) and ``colour_target`` (colour segmentation of the ground-truth
+  target, the most colour segmentation reaches with effects: it is exactly the object, the shadow is not painted);
 - every task, when the run trains the MPD: ``<task>_iou_mpd``, the MPD's mask (>= 0.5) against the case's mask
   (``track``: against the object, as the colour-fill pairs train it, and ``track_iou_fx_mpd``).
 
@@ -150,7 +151,8 @@ def reference_scores(case: Case) -> dict[str, float]:
     if case.task == "track":
         flow = propagate_track_inpaint(case.original, edited, task="track")["mask"]
         colour = track_mask(case.target, case.original[0], edited)
-        return {**_track_scores(case, flow, "flow"),
+        warped = track_mask(propagate_flow_warp(case.original, edited)["frames"], case.original[0], edited)
+        return {**_track_scores(case, flow, "flow"), **_track_scores(case, warped, "flow_warp_colour"),
                 "track_iou_fx_colour_target": iou_frames_after_first(colour, case.mask)}
     baseline = propagate_track_inpaint(case.original, edited, task="remove" if case.task == "remove" else "edit")
     return {**_edit_scores(case, case.original, "identity"), **_edit_scores(case, baseline["frames"], "track_inpaint"),

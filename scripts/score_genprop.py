@@ -101,9 +101,11 @@ def main() -> None:
                                                                                   else "model") for _, k in COLUMNS]
         print(f"| GenProp {name} | " + " | ".join(_fmt(mean(rs, k)) for k in keys) + " |")
     for m in BASELINES:
-        # the track baseline is track_inpaint's tracker (the edit region carried by optical flow)
+        # the track baseline is track_inpaint's tracker (the edit region carried by optical flow); flow_warp's is
+        # the painted colour segmented from its frames (what copying a flow anchor scores)
         vals = [_fmt(mean(refs, k.format(m=m))) for _, k in COLUMNS[:-1]]
-        vals.append(_fmt(mean(refs, "track_iou_fx_flow")) if m == "track_inpaint" else "–")
+        track = {"track_inpaint": "track_iou_fx_flow", "flow_warp": "track_iou_fx_flow_warp_colour"}.get(m)
+        vals.append(_fmt(mean(refs, track)) if track else "–")
         print(f"| {m} | " + " | ".join(vals) + " |")
     print("| colour segmentation of the true target (bound) | " + " | ".join("–" for _ in COLUMNS[:-1])
           + f" | {_fmt(mean(refs, 'track_iou_fx_colour_target'))} |")
@@ -115,6 +117,10 @@ def main() -> None:
         trk = [(r["track_iou_fx_colour"], f["track_iou_fx_flow"]) for r, f in zip(rs, refs) if "track_iou_fx_colour" in r]
         print(f"- {name}: removal PSNR − identity {_interval(np.array([a - b for a, b in rem]), ' dB')}; "
               f"tracking IoU (colour) − track baseline {_interval(np.array([a - b for a, b in trk]))}")
+        for m in ("flow_warp", "track_inpaint"):  # the removal goal
+            d = np.array([r["remove_psnr_model"] - f[f"remove_psnr_{m}"] for r, f in zip(rs, refs)
+                          if "remove_psnr_model" in r])
+            print(f"  - removal PSNR − {m} {_interval(d, ' dB')}")
         mpd = rows.get(name + " (MPD)")
         if mpd:
             d = np.array([r["track_iou_fx_model"] - f["track_iou_fx_flow"] for r, f in zip(mpd, refs)

@@ -62,3 +62,27 @@ def test_flow_warp_follows_a_moving_square():
     out = propagate_flow_warp(frames, edited)
     last_square = out["frames"][5, 11:17, 15:19]
     assert np.abs(last_square.astype(int) - (20, 20, 240)).max(axis=-1).mean() < 60
+
+
+def test_flow_is_composed_to_frame_one_and_sized_to_the_frame():
+    """propagate_layer samples the frame-1 layer once per frame through the composed flow, so a layer carried over
+    many frames keeps its colour (warping the previous warp resamples it every frame and blurs it); Farnebäck's
+    window follows the frame size."""
+    from genprop.baselines.flow import FARNEBACK, farneback_params, propagate_layer
+
+    t = 12
+    frames = np.zeros((t, 32, 32, 3), np.uint8)
+    yy, xx = np.mgrid[0:32, 0:32]
+    frames[..., 1] = ((xx * 37 + yy * 17) % 97 + 60).astype(np.uint8)  # texture
+    for k in range(t):
+        frames[k, 10:20, 4 + k:14 + k] = (230, 40, 40)
+    layer = np.zeros((32, 32, 3), np.float32)
+    layer[10:20, 4:14] = (0, 0, 255)
+    alpha = np.zeros((32, 32), np.float32)
+    alpha[10:20, 4:14] = 1
+    layers, alphas = propagate_layer(frames, layer, alpha)
+    inside = alphas[-1] >= 0.5
+    assert inside.sum() >= 60 and inside[12:18, 8 + t:12 + t].all()  # followed the square 11 px
+    # the layer's colour inside the tracked region of the last frame is the frame-1 colour, not a blur of it
+    assert np.abs(layers[-1][inside] - (0, 0, 255)).max(axis=-1).mean() < 8
+    assert farneback_params(32, 32)["winsize"] == 5 and farneback_params(480, 854) == FARNEBACK

@@ -20,8 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genprop.errors import GenPropError
-from genprop.losses import RegionLossConfig, drop_task_ids, loss_masks, region_aware_loss
-from genprop.models.flow_anchor import with_flow_anchor_from_latents
+from genprop.losses import RegionLossConfig, drop_task_ids, flow_gate_target, loss_masks, region_aware_loss
+from genprop.models.flow_anchor import FLOW_ANCHOR_KEY, with_flow_anchor_from_latents
 
 
 class NonFiniteLossError(GenPropError):
@@ -106,7 +106,11 @@ class GenPropObjective:
         out = model(sample.model_input, sample.timestep, cond, batch["sce_latents"], tasks,
                     perturb_mask=latent_mask, perturb_delta=self.loss.grad_delta_at(step),
                     num_frames=batch["mask"].shape[1])
-        terms = region_aware_loss(out, sample.target, latent_mask, mpd_target, self.loss)
+        flow_target = None
+        if FLOW_ANCHOR_KEY in cond and out.source_gate is not None and out.source_gate.shape[2] == 2:
+            flow_target = flow_gate_target(target, bb.anchor(cond, target), batch["sce_latents"],
+                                           cond[FLOW_ANCHOR_KEY], latent_mask)
+        terms = region_aware_loss(out, sample.target, latent_mask, mpd_target, self.loss, flow_target)
         _check_finite(terms, step, batch.get("keys", []))
         return terms
 

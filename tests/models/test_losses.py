@@ -123,9 +123,23 @@ def test_gate_term_supervises_the_source_anchor_gate_area_balanced():
     torch.testing.assert_close(gate_term(torch.zeros_like(m), m), torch.tensor(1.0))
     # an empty mask: only the keep term
     torch.testing.assert_close(gate_term(torch.full_like(m, 0.5), torch.zeros_like(m)), torch.tensor(0.25))
-    # a flow-anchor gate (K = 2): only the source channel is supervised
-    two = torch.cat([1 - m, torch.full_like(m, 7.0)], dim=2)
-    assert gate_term(two, m) == 0
+    # a flow-anchor gate (K = 2): its flow channel towards its own target, area-balanced as well
+    assert gate_term(torch.cat([1 - m, m], dim=2), m, m) == 0
+    torch.testing.assert_close(gate_term(torch.cat([1 - m, torch.zeros_like(m)], dim=2), m, m), torch.tensor(1.0))
+
+
+def test_flow_gate_target_is_where_the_flow_anchor_is_the_closest_anchor_inside_the_edit():
+    from genprop.losses import flow_gate_target
+
+    x0 = torch.zeros(1, 2, 3, 2, 2)
+    a, s, w = torch.full_like(x0, 1.0), torch.full_like(x0, 2.0), torch.full_like(x0, 0.5)
+    w[:, 1] = 3.0  # the flow drifted off on the second frame
+    m = torch.ones(1, 2, 1, 2, 2)
+    m[..., 0, 0] = 0  # one position outside the edit
+    want = torch.zeros_like(m)
+    want[:, 0] = 1
+    want[:, 0, :, 0, 0] = 0
+    assert torch.equal(flow_gate_target(x0, a, s, w, m), want)
 
 
 def test_area_balanced_mpd_loss_is_not_outvoted_by_the_background():
