@@ -11,9 +11,14 @@ At initialisation ``g = 0`` and GenProp equals the frozen backbone exactly; a tr
 the content is unchanged and leaves the edited region to G. See docs/design-decisions.md, "Source anchor".
 
 With a flow anchor ``w`` (``genprop.models.flow_anchor``: the edit carried by the source's optical flow) the gate
-has a second channel, ``a' = a + g_s (s - a) + g_w (w - a)``, and the footprint also reads ``|w_t - s_t|`` per
-frame: where the warped edit lies on frame t, which moves with the object (the first-frame footprint does not).
-Both channels start at zero. See docs/design-decisions.md, "Flow anchor".
+has a second channel applied after the first, ``a' = a_s + g_w (w - a_s)`` with ``a_s = a + g_s (s - a)`` (nested,
+so the two never add up past either anchor: the first pilot summed them to 1.26 inside the edit), and the
+footprint also reads ``|w_t - s_t|`` per frame: where the warped edit lies on frame t, which moves with the object
+(the first-frame footprint does not).
+Both channels start at zero; the two-channel gate saturates (``tanh``: linear at zero, so it still starts as the
+backbone), because "the warp, wherever it differs from the source" is a threshold of the footprint's size, which
+varies with the edit's colours and which no linear head gives as one value. See docs/design-decisions.md,
+"Flow anchor".
 """
 
 from __future__ import annotations
@@ -62,15 +67,17 @@ class SourceAnchorGate(nn.Module):
                                  "genprop.models.flow_anchor.with_flow_anchor)")
             footprint = torch.cat([footprint, (flow_anchor.to(source.dtype) - source).abs()], dim=2)
         tokens = self.head(hidden) + self.footprint(backbone.grid_to_tokens(footprint.to(hidden.dtype), ctx))
+        if self.channels == 2:
+            tokens = torch.tanh(tokens)
         return backbone.tokens_to_grid(tokens, ctx)
 
     @staticmethod
     def anchor(gate: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor,
                flow_anchor: torch.Tensor | None = None) -> torch.Tensor:
-        """``a + g_s (s - a) [+ g_w (w - a)]``: (B, T_lat, C, h, w) from the gate (B, T_lat, K, h, w), G's own
-        anchor, the source latents and (K = 2) the flow anchor's latents."""
+        """``a_s = a + g_s (s - a)`` [then ``a_s + g_w (w - a_s)``]: (B, T_lat, C, h, w) from the gate
+        (B, T_lat, K, h, w), G's own anchor, the source latents and (K = 2) the flow anchor's latents."""
         gate = gate.to(backbone_anchor.dtype)
         out = backbone_anchor + gate[:, :, :1] * (source.to(backbone_anchor.dtype) - backbone_anchor)
         if gate.shape[2] == 2:
-            out = out + gate[:, :, 1:] * (flow_anchor.to(backbone_anchor.dtype) - backbone_anchor)
+            out = out + gate[:, :, 1:] * (flow_anchor.to(backbone_anchor.dtype) - out)
         return out

@@ -64,7 +64,8 @@ METRICS = ("step", "loss", "non_mask", "mask", "grad", "mpd", "gate", "lr", "gra
 
 def _default_train() -> TrainConfig:
     return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=1500, min_lr_ratio=0.1,
-                       grad_clip=1.0, ema_decay=0.999, loss=RegionLossConfig(mpd_area_balanced=True))
+                       grad_clip=1.0, ema_decay=0.999, loss=RegionLossConfig(mpd_area_balanced=True),
+                       gate_lr_scale=10.0)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class Trainer:
             p.requires_grad_(True)
         params = list(self.named_trainable.values())
         self.device = params[0].device
-        self.optimizer, self.scheduler = make_optimizer(params, config)
+        self.optimizer, self.scheduler = make_optimizer(self.named_trainable, config)
         self.ema = EMA(self.named_trainable, config.ema_decay) if config.ema_decay > 0 else None
         self.step = 0
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + rank)

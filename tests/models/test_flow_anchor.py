@@ -69,7 +69,7 @@ def test_flow_anchor_starts_as_the_backbone_and_an_open_flow_gate_anchors_on_the
         with pytest.raises(ValueError, match="flow anchor"):
             model(x_t, t, b["cond"], s, b["task_ids"], num_frames=b["num_frames"])
         # 1. the flow channel open (gate channels are the token's last axis: k::2), the source channel shut
-        model.source_gate.head.bias[1::2] = 1.0
+        model.source_gate.head.bias[1::2] = 20.0  # tanh(20) = 1 in fp32
         bb.transformer.proj_out.weight.zero_()
         bb.transformer.proj_out.bias.zero_()
         ones = torch.full_like(t, 1000.0)
@@ -93,7 +93,7 @@ def test_propagation_with_an_open_flow_gate_is_the_flow_warp_baseline():
     all-zero network, one sampling step returns the flow-warp baseline's frames."""
     model = _flow_model()
     with torch.no_grad():
-        model.source_gate.head.bias[1::2] = 1.0
+        model.source_gate.head.bias[1::2] = 20.0  # tanh(20) = 1 in fp32
         model.backbone.transformer.proj_out.weight.zero_()
         model.backbone.transformer.proj_out.bias.zero_()
     video, edited = _moving_square()
