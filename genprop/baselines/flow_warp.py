@@ -1,4 +1,4 @@
-"""Flow-warp baseline: the first-frame edit carried through the video by accumulated dense optical flow.
+"""Flow-warp baseline: the first-frame edit carried through the video by dense optical flow composed to frame 1.
 
 The edit layer is the edited first frame where it differs from the original (a soft alpha from
 the difference mask, feathered by one pixel); flow is Farnebäck on the original frames; outside the

@@ -1,7 +1,7 @@
 """Mask tracking + per-frame inpainting: the classical analogue of SAM 2 + ProPainter.
 
 1. Track: the region the first-frame edit touches (its difference mask) is carried through the
-   video by accumulated Farnebäck flow (SAM 2's role), then dilated a little to cover edges.
+   video by Farnebäck flow composed to frame 1 (SAM 2's role), then dilated a little to cover edges.
 2. Inpaint: every frame's tracked region is filled from its surroundings with ``cv2.inpaint``
    (Telea) (ProPainter's role), which removes what was there.
 3. Composite: for edits other than removal, the edited content of frame 1 inside the region is
