@@ -272,8 +272,8 @@ class GenPropModel(nn.Module):
             hidden = torch.cat([hidden, hidden]) if self.source_gate is not None else None
         else:
             injections, hidden = self._sce(x_sce, ctx, g_hidden, task_emb)
-        # 4. source anchor: G's input and skip recomputed around a + g_s (s - a) [+ g_w (w - a)], the gate read
-        # from the SCE and the edit's footprints
+        # 4. source anchor: G's input and skip recomputed around a_s = a + g_s (s - a) [then a_s + g_w (w - a_s)],
+        # the gate read from the SCE and the edit's footprints
         gate = None
         if self.source_gate is not None:
             flow = cond.get(FLOW_ANCHOR_KEY) if self.config.flow_anchor else None

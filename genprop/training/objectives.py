@@ -107,7 +107,7 @@ class GenPropObjective:
                     perturb_mask=latent_mask, perturb_delta=self.loss.grad_delta_at(step),
                     num_frames=batch["mask"].shape[1])
         flow_target = None
-        if FLOW_ANCHOR_KEY in cond and out.source_gate is not None and out.source_gate.shape[2] == 2:
+        if unwrap(model).config.flow_anchor:  # (its gate has the flow channel, its cond the anchor)
             flow_target = flow_gate_target(target, bb.anchor(cond, target), batch["sce_latents"],
                                            cond[FLOW_ANCHOR_KEY], latent_mask)
         terms = region_aware_loss(out, sample.target, latent_mask, mpd_target, self.loss, flow_target)
