@@ -42,6 +42,37 @@ def test_youtube_vos_reader_on_world(world):
         assert all(m.masks[k].any() for k in range(len(rec.object_ids)))
 
 
+def test_effect_masks_read_from_the_world_equal_the_render(world, tmp_path):
+    from genprop.datasets.procedural import make_scene, render
+    from genprop.datasets.procedural.memory import RenderedWorld
+    from genprop.errors import AnnotationError
+
+    config = WorldConfig(videos=2, frames=8, height=48, width=64, fps="12", seed=3)
+    ds = open_dataset(str(world))
+    memory = RenderedWorld([config.video_seed(i) for i in range(2)], config)
+    for i, vid in enumerate(ds.videos()):
+        rec = ds.record(vid)
+        rendered = render(make_scene(config.video_seed(i), config))
+        fx = rec.effects([0, 3, 7])
+        assert fx.object_ids == rec.object_ids and fx.frame_indices == (0, 3, 7)
+        for k, oid in enumerate(rec.object_ids):
+            np.testing.assert_array_equal(fx.masks[k], rendered.effects[oid][[0, 3, 7]])
+        mem = memory.record(memory.videos()[i])
+        assert mem.object_ids == rec.object_ids
+        np.testing.assert_array_equal(mem.effects([0, 3, 7]).masks, fx.masks)
+    assert any(ds.record(v).effects(range(8)).masks.any() for v in ds.videos())  # the world has shadows
+    # a layout without Effects/ (every real dataset) has none; a missing file is an error that names it
+    seqs = _to_davis(world, tmp_path / "davis")
+    assert open_dataset(str(tmp_path / "davis")).record(seqs[0]).effects([0]) is None
+    copy = tmp_path / "copy"
+    shutil.copytree(world, copy)
+    vid = ds.videos()[0]
+    oid = ds.record(vid).object_ids[0]
+    (copy / "Effects" / vid / str(oid) / "00002.png").unlink()
+    with pytest.raises(AnnotationError, match=rf"{oid}/00002.png"):
+        open_dataset(str(copy)).record(vid).effects([1, 2])
+
+
 def _to_davis(world, out):
     """Re-lay the world as DAVIS 2017: JPEGImages/480p/<seq>, Annotations/480p/<seq>, ImageSets."""
     seqs = sorted(os.listdir(world / "JPEGImages"))

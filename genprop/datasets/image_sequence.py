@@ -90,6 +90,10 @@ class ImageSequenceLoader:
         strict_ids (bool): when True an annotation holding an id outside the record's object ids
             is an error (ids came from a manifest); when False such ids are ignored (ids came
             from the first annotation, and later objects cannot be declared anywhere).
+        effects_dir (str | None): directory of per-object effect masks (``<object id>/<frame stem>.png``,
+            binary), None when the video has none.
+        effect_objects (tuple[int, ...]): the objects with a directory under ``effects_dir`` (the others
+            have no shadow or reflection annotated: all False).
     """
 
     frames_dir: str
@@ -97,6 +101,8 @@ class ImageSequenceLoader:
     annotations_dir: str
     annotation_names: dict
     strict_ids: bool
+    effects_dir: str | None = None
+    effect_objects: tuple[int, ...] = ()
 
     def frame_url(self, index: int) -> str:
         return storage.join(self.frames_dir, self.frame_names[index])
@@ -138,9 +144,28 @@ class ImageSequenceLoader:
             return np.zeros((len(ids), 0, record.height, record.width), dtype=bool)
         return np.stack(out, axis=1)
 
+    def effects(self, record: VideoRecord, indices: tuple[int, ...]) -> np.ndarray | None:
+        if self.effects_dir is None:
+            return None
+        size = (record.height, record.width)
+
+        def read(job: tuple[int, int]) -> np.ndarray:
+            k, i = job
+            if k not in self.effect_objects:
+                return np.zeros(size, dtype=bool)
+            url = storage.join(self.effects_dir, str(k), _stem(self.frame_names[i]) + ".png")
+            try:
+                return masklib.read_id_map(url, expected_size=size) > 0
+            except ImageReadError as e:
+                raise AnnotationError(url, f"effect mask: {e.reason}") from e
+
+        jobs = [(k, i) for k in record.object_ids for i in indices]
+        out = np.stack(parallel_map(read, jobs)) if jobs else np.zeros((0, *size), dtype=bool)
+        return out.reshape(len(record.object_ids), len(indices), *size)
+
 
 def open_sequence(*, source: str, video_id: str, frames_dir: str, annotations_dir: str,
-                  fps: Fraction, object_ids: Sequence[int] | None) -> VideoRecord:
+                  fps: Fraction, object_ids: Sequence[int] | None, effects_dir: str | None = None) -> VideoRecord:
     """Build the record of one image-sequence video; reads two listings and one image header.
 
     Args:
@@ -152,6 +177,8 @@ def open_sequence(*, source: str, video_id: str, frames_dir: str, annotations_di
         object_ids (Sequence[int] | None): its objects when a manifest lists them; None takes the
             ids present in the first annotation (one more PNG read), and makes the loader ignore
             ids that only appear later.
+        effects_dir (str | None, default None): the video's effect-mask directory (one subdirectory per object,
+            PNGs named like the frames), when the dataset has one; listed once here.
 
     Raises:
         ImageReadError: no frames, or an unreadable first frame.
@@ -175,9 +202,16 @@ def open_sequence(*, source: str, video_id: str, frames_dir: str, annotations_di
         first = min(annotation_names)
         url = storage.join(annotations_dir, annotation_names[first])
         object_ids = ids_in(masklib.read_id_map(url, expected_size=(height, width)))
+    effect_objects = ()
+    if effects_dir is not None:
+        try:
+            effect_objects = tuple(sorted(int(n) for n in storage.listdir(effects_dir) if n.isdigit()))
+        except (FileNotFoundError, NotADirectoryError):
+            effects_dir = None  # this video has no effect annotations
     loader = ImageSequenceLoader(
         frames_dir=frames_dir, frame_names=tuple(frame_names), annotations_dir=annotations_dir,
-        annotation_names=annotation_names, strict_ids=strict)
+        annotation_names=annotation_names, strict_ids=strict, effects_dir=effects_dir,
+        effect_objects=effect_objects)
     return VideoRecord(
         source=source, video_id=video_id, url=frames_dir, num_frames=len(frame_names),
         height=height, width=width, fps=Fraction(fps),

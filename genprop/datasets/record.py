@@ -10,6 +10,11 @@ own small loader class and no base class is shared):
 
 * ``frames(record, indices: tuple[int, ...], size: tuple[int, int] | None) -> (T, H, W, 3) uint8``
 * ``masks(record, indices: tuple[int, ...]) -> (K, T, H, W) bool``, K = ``len(record.object_ids)``
+
+and, where the layout annotates them (the procedural world's ``Effects/``), a third:
+
+* ``effects(record, indices) -> (K, T, H, W) bool | None``: each object's shadow and reflection (the background
+  pixels it changes); None when this video has no effect annotations.
 """
 
 from __future__ import annotations
@@ -123,6 +128,24 @@ class VideoRecord:
                              f"(annotated: {list(self.annotated_frames)[:20]}...)")
         masks = self.loader.masks(self, idx)
         return ObjectMasks(object_ids=self.object_ids, frame_indices=idx, masks=masks)
+
+    def effects(self, indices: Sequence[int]) -> ObjectMasks | None:
+        """Read effect masks (each object's shadow and reflection), where the dataset annotates them.
+
+        Args:
+            indices (Sequence[int]): frame indices to read (annotated frames, as for :meth:`masks`).
+
+        Returns:
+            ObjectMasks | None: one mask per object in :attr:`object_ids`; None when the layout or this video
+            has no effect annotations (every real dataset genprop reads; the procedural world has them).
+
+        Raises:
+            AnnotationError: effect masks that are unreadable or of the wrong size.
+        """
+        read = getattr(self.loader, "effects", None)
+        idx = self._check_indices(indices)
+        fx = None if read is None else read(self, idx)
+        return None if fx is None else ObjectMasks(object_ids=self.object_ids, frame_indices=idx, masks=fx)
 
     def _check_indices(self, indices: Sequence[int]) -> tuple[int, ...]:
         idx = tuple(int(i) for i in indices)

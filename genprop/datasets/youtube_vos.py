@@ -8,6 +8,9 @@ and ``annotated_frames`` are positions in that order, not original frame numbers
 Object ids come from ``meta.json`` and are checked against each annotation as it is read. Some
 valid splits ship without ``meta.json``; then (and for a video it does not list) the ids of
 the first annotation are used, and ids appearing only in later annotations are ignored.
+
+A split with an ``Effects/<vid>/<object id>/`` tree (genprop's procedural world writes one: each object's
+shadow and reflection) gives effect masks too (``VideoRecord.effects``); real splits have none.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class YouTubeVOSDataset:
         self.url = str(url).rstrip("/")
         self._meta: dict | None = None
         self._meta_read = False
+        self._has_effects: bool | None = None
 
     @property
     def meta(self) -> dict | None:
@@ -91,11 +95,14 @@ class YouTubeVOSDataset:
                 raise AnnotationError(meta_url, f"video {video_id!r}: object ids must be > 0")
             if "fps" in entry:
                 fps = parse_fps(entry["fps"], meta_url)
+        if self._has_effects is None:  # one check per dataset: only genprop's procedural world writes them
+            self._has_effects = storage.isdir(storage.join(self.url, "Effects"))
         return open_sequence(
             source=SOURCE, video_id=video_id,
             frames_dir=storage.join(self.url, "JPEGImages", video_id),
             annotations_dir=storage.join(self.url, "Annotations", video_id),
-            fps=fps, object_ids=object_ids)
+            fps=fps, object_ids=object_ids,
+            effects_dir=storage.join(self.url, "Effects", video_id) if self._has_effects else None)
 
     def categories(self, video_id: str) -> dict[int, str]:
         """Object id -> category name from ``meta.json`` (empty without it)."""

@@ -5,9 +5,9 @@
 rendered from their seeds on demand (a 9-frame 32x32 scene renders in about a millisecond), so GenProp
 training on the procedural world makes the shard job's samples on the fly, with no world or shards on disk.
 
-The records hold what a world written by ``write_world`` and read back holds — frames, and instance masks
-of the objects visible in at least one frame (``video_meta``'s rule) — except that the frames are the
-renderer's exact pixels, not JPEGs of them.
+The records hold what a world written by ``write_world`` and read back holds — frames, instance masks
+of the objects visible in at least one frame (``video_meta``'s rule) and their effect masks — except that the
+frames are the renderer's exact pixels, not JPEGs of them.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ class _RenderedLoader:
         ids = self.rendered.ids[list(indices)]
         return np.stack([ids == k for k in self.object_ids]) if self.object_ids else \
             np.zeros((0, *ids.shape), bool)
+
+    def effects(self, record, indices):
+        idx = list(indices)
+        return np.stack([self.rendered.effects[k][idx] for k in self.object_ids]) if self.object_ids else \
+            np.zeros((0, len(idx), *self.rendered.ids.shape[1:]), bool)
 
 
 class RenderedWorld:
