@@ -57,7 +57,7 @@ def stage_costs(world: str, frames: int, size: int) -> dict:
     for row in plan:
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()
-        video, masks, ids = read_clip(ds.record(row["video_id"]), row["indices"], config, rng)
+        video, masks, ids, _ = read_clip(ds.record(row["video_id"]), row["indices"], config, rng)
         t["decode"].append(time.perf_counter() - t0)
         m = masks[int(np.argmax(masks[:, 0].reshape(len(ids), -1).sum(1)))]
         for name, fn in (("copy_paste", lambda: copy_paste(video, video, m, rng, (0.5, 1.5))),

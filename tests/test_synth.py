@@ -58,6 +58,51 @@ def test_colour_fill_paints_only_the_region_and_routes_painted_video_to_target()
     assert not np.array_equal(pair.cond_frame, video[0])
 
 
+def _effects(mask):
+    """A 'shadow' under the object: the two rows below its box, moving with it."""
+    fx = np.zeros_like(mask)
+    fx[:, 18:20] = mask[:, 16:18]
+    return fx
+
+
+def test_colour_fill_tints_the_effects_and_tracks_them_with_the_object():
+    from genprop.synth.colour_fill import EFFECT_PAINT_ALPHA
+
+    video, mask = _clip()
+    fx = _effects(mask)
+    pair = colour_fill(video, mask, (255, 0, 7), effects=fx)
+    assert np.array_equal(pair.mask, mask | fx) and pair.info["effects"] is True
+    assert (pair.target_video[mask] == [255, 0, 7]).all()
+    want = np.rint(video[fx] * (1 - EFFECT_PAINT_ALPHA) + np.array([255, 0, 7]) * EFFECT_PAINT_ALPHA)
+    np.testing.assert_array_equal(pair.target_video[fx], want.astype(np.uint8))
+    assert np.array_equal(pair.target_video[~(mask | fx)], video[~(mask | fx)])
+    assert np.array_equal(pair.sce_video, video)
+    with pytest.raises(ValueError, match="effects"):
+        colour_fill(video, mask, (255, 0, 7), effects=fx[:2])
+
+
+def test_mask_fill_fills_the_effects_with_the_object():
+    video, mask = _clip()
+    fx = _effects(mask)
+    pair = mask_fill(video, mask, inpainter=lambda f, m: np.zeros_like(f), dilate=0, effects=fx)
+    assert np.array_equal(pair.mask, mask | fx)
+    assert (pair.sce_video[mask | fx] == 0).all() and np.array_equal(pair.target_video, video)
+
+
+@pytest.mark.parametrize("task", [TASK_MASK_FILL, TASK_COLOUR_FILL])
+def test_make_pair_uses_the_chosen_objects_effects_unless_switched_off(task):
+    video, mask = _clip()
+    other = np.roll(mask, 12, axis=2)
+    masks, fx = np.stack([mask, other]), np.stack([_effects(mask), np.zeros_like(mask)])
+    for seed in range(8):
+        spec = PairSpec(task=task, seed=seed, colour=(1, 2, 3), prompt="")
+        pair = make_pair(spec, video, masks, (1, 2), SynthConfig(dilate=0), effects=fx)
+        k = pair.object_id - 1
+        assert np.array_equal(pair.mask, masks[k] | fx[k])
+        off = make_pair(spec, video, masks, (1, 2), SynthConfig(dilate=0, use_effects=False), effects=fx)
+        assert np.array_equal(off.mask, masks[k])
+
+
 def test_copy_paste_pastes_only_where_its_mask_says_and_follows_the_donor():
     video, _ = _clip(0)
     donor, dmask = _clip(1)

@@ -23,26 +23,34 @@ def crop_box(height: int, width: int, out_hw: tuple[int, int], scale: tuple[floa
     return y0, x0, ch, cw
 
 
+def crop_resize_masks(masks: np.ndarray, box, out_hw: tuple[int, int]) -> np.ndarray:
+    """Crop (K, T, H, W) bool masks to ``box`` and resize them to ``out_hw`` (nearest)."""
+    y0, x0, ch, cw = box
+    m = masks[:, :, y0:y0 + ch, x0:x0 + cw]
+    if (ch, cw) != tuple(out_hw):
+        size = (out_hw[1], out_hw[0])
+        m = np.stack([np.stack([cv2.resize(x.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) for x in obj])
+                      for obj in m]).astype(bool)
+    return np.ascontiguousarray(m)
+
+
 def crop_resize(frames: np.ndarray, masks: np.ndarray, box, out_hw: tuple[int, int]
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop (T, H, W, 3) frames and (K, T, H, W) masks to ``box``, resize to ``out_hw`` (area / nearest)."""
     y0, x0, ch, cw = box
-    size = (out_hw[1], out_hw[0])
     f = frames[:, y0:y0 + ch, x0:x0 + cw]
-    m = masks[:, :, y0:y0 + ch, x0:x0 + cw]
     if (ch, cw) != tuple(out_hw):
-        f = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in f])
-        m = np.stack([np.stack([cv2.resize(x.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) for x in obj])
-                      for obj in m]).astype(bool)
-    return np.ascontiguousarray(f), np.ascontiguousarray(m)
+        f = np.stack([cv2.resize(x, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA) for x in f])
+    return np.ascontiguousarray(f), crop_resize_masks(masks, box, out_hw)
 
 
 def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Frames and masks of ``indices``, cropped and resized.
+              ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray | None]:
+    """Frames, masks and (where the dataset has them and the augmentations use them) effect masks of
+    ``indices``, cropped and resized alike.
 
     Returns:
-        ((T, H, W, 3) uint8, (K, T, H, W) bool, object ids).
+        ((T, H, W, 3) uint8, (K, T, H, W) bool, object ids, (K, T, H, W) bool effect masks or None).
 
     Raises:
         DataError: unreadable frames or annotations, or annotations whose size disagrees with the frames.
@@ -51,10 +59,15 @@ def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator
     masks = record.masks(indices)
     if masks.masks.shape[2:] != frames.shape[1:3]:
         raise AnnotationError(record.url, f"masks are {masks.masks.shape[2:]} but frames are {frames.shape[1:3]}")
+    effects = record.effects(indices) if config.synth.use_effects else None
+    if effects is not None and effects.masks.shape != masks.masks.shape:
+        raise AnnotationError(record.url, f"effect masks are {effects.masks.shape} but instance masks are "
+                                          f"{masks.masks.shape}")
     out_hw = (config.height, config.width)
     box = crop_box(frames.shape[1], frames.shape[2], out_hw, config.crop_scale, rng)
     f, m = crop_resize(frames, masks.masks, box, out_hw)
-    return f, m, tuple(masks.object_ids)
+    fx = None if effects is None else crop_resize_masks(effects.masks, box, out_hw)
+    return f, m, tuple(masks.object_ids), fx
 
 
 def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None) -> SyntheticPair:
@@ -72,10 +85,10 @@ def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None) 
     from genprop.synth import PairSpec
 
     rng = np.random.default_rng(row["seed"])  # crop draws; the pair itself uses spec.seed separately
-    video, masks, ids = read_clip(dataset.record(row["video_id"]), row["indices"], config, rng)
-    donor = (None, None, None)
+    video, masks, ids, effects = read_clip(dataset.record(row["video_id"]), row["indices"], config, rng)
+    donor = (None, None, None, None)
     if row["donor_id"]:
         donor = read_clip(dataset.record(row["donor_id"]), row["donor_indices"], config, rng)
     spec = PairSpec(task=row["task"], seed=int(row["seed"]), colour=tuple(row["colour"]), prompt=row["prompt"])
     return make_pair(spec, video, masks, ids, config.synth, donor_video=donor[0], donor_masks=donor[1],
-                     donor_ids=donor[2], inpainter=inpainter)
+                     donor_ids=donor[2], inpainter=inpainter, effects=effects)

@@ -30,7 +30,7 @@ def opencv_inpainter(frames: np.ndarray, mask: np.ndarray, radius: int = 3) -> n
 
 
 def mask_fill(video: np.ndarray, mask: np.ndarray, inpainter: Inpainter | None = None, dilate: int = 2,
-              object_id: int = 0) -> SyntheticPair:
+              object_id: int = 0, effects: np.ndarray | None = None) -> SyntheticPair:
     """Inpaint the (dilated) object away; routed for training.
 
     Pixels outside the filled region are copied from ``video`` whatever the inpainter returns, so a
@@ -42,13 +42,17 @@ def mask_fill(video: np.ndarray, mask: np.ndarray, inpainter: Inpainter | None =
         inpainter (Inpainter | None, default None): None = :func:`opencv_inpainter`.
         dilate (int, default 2): grow the mask by this many pixels first (covers the anti-aliased rim).
         object_id (int, default 0): recorded only.
+        effects (np.ndarray | None, default None): (T, H, W) bool, the object's shadow and reflection where the
+            dataset annotates them: filled with the object (an object's removal takes its effects with it).
 
     Returns:
         SyntheticPair: SCE input V with the region filled, G's first frame v1, target V, mask = filled region.
     """
     if mask.shape != video.shape[:3]:
         raise ValueError(f"mask {mask.shape} must match video {video.shape[:3]}")
-    region = mask
+    if effects is not None and effects.shape != mask.shape:
+        raise ValueError(f"effects {effects.shape} must match mask {mask.shape}")
+    region = mask if effects is None else mask | effects
     if dilate > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
         region = np.stack([cv2.dilate(m.astype(np.uint8), kernel) for m in mask]).astype(bool)
@@ -57,4 +61,4 @@ def mask_fill(video: np.ndarray, mask: np.ndarray, inpainter: Inpainter | None =
         raise ValueError(f"the inpainter returned {filled.shape} {filled.dtype}, expected {video.shape} uint8")
     sce = np.where(region[..., None], filled, video)
     return SyntheticPair(task=TASK_MASK_FILL, sce_video=sce, target_video=video.copy(), mask=region, prompt="",
-                         object_id=int(object_id), info={"dilate": int(dilate)})
+                         object_id=int(object_id), info={"dilate": int(dilate), "effects": effects is not None})

@@ -30,6 +30,10 @@ class SynthConfig:
         scale_range (tuple[float, float], default (0.5, 1.5)): copy-and-paste scale range.
         dilate (int, default 2): mask-and-fill mask growth in pixels.
         inpaint_radius (int, default 3): OpenCV inpainting radius.
+        use_effects (bool, default True): where the dataset annotates an object's shadow and reflection
+            (``VideoRecord.effects``; the procedural world does), mask-and-fill fills them with the object and
+            colour fill tints them with its paint, so the pair's edit is the object together with its effects
+            (docs/design-decisions.md, "Effects in the augmentations"). No effect on data without them.
     """
 
     ratios: tuple[float, float, float] = (0.5, 0.375, 0.125)
@@ -37,6 +41,7 @@ class SynthConfig:
     scale_range: tuple[float, float] = (0.5, 1.5)
     dilate: int = 2
     inpaint_radius: int = 3
+    use_effects: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
@@ -83,7 +88,8 @@ def sample_spec(rng: np.random.Generator, config: SynthConfig) -> PairSpec:
     return PairSpec(task=task, seed=seed, colour=colour, prompt=TRACK_PROMPT if task == TASK_COLOUR_FILL else "")
 
 
-def choose_object(masks: np.ndarray, object_ids, rng: np.random.Generator, min_area: float) -> tuple[int, np.ndarray]:
+def choose_object(masks: np.ndarray, object_ids, rng: np.random.Generator, min_area: float
+                  ) -> tuple[int, np.ndarray, int]:
     """The first object, in a seeded order, whose first-frame area reaches ``min_area``.
 
     Args:
@@ -93,7 +99,7 @@ def choose_object(masks: np.ndarray, object_ids, rng: np.random.Generator, min_a
         min_area (float): minimum first-frame area as a fraction of the frame.
 
     Returns:
-        (object id, its (T, H, W) mask).
+        (object id, its (T, H, W) mask, its index k in ``masks``).
 
     Raises:
         SkipSample: no object is large enough (the reason gives the largest area found).
@@ -102,7 +108,7 @@ def choose_object(masks: np.ndarray, object_ids, rng: np.random.Generator, min_a
     areas = masks[:, 0].reshape(k, -1).mean(axis=1) if k else np.zeros(0)
     for i in rng.permutation(k):
         if areas[i] >= min_area and areas[i] > 0:
-            return int(object_ids[i]), masks[i]
+            return int(object_ids[i]), masks[i], int(i)
     best = float(areas.max()) if k else 0.0
     raise SkipSample(f"no object reaches the minimum area {min_area:g} of the frame in the first frame "
                      f"(largest {best:.4g}, {k} objects)")
@@ -110,7 +116,7 @@ def choose_object(masks: np.ndarray, object_ids, rng: np.random.Generator, min_a
 
 def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, config: SynthConfig,
               donor_video: np.ndarray | None = None, donor_masks: np.ndarray | None = None, donor_ids=None,
-              inpainter: Inpainter | None = None) -> SyntheticPair:
+              inpainter: Inpainter | None = None, effects: np.ndarray | None = None) -> SyntheticPair:
     """Make the routed pair ``spec`` describes from one clip (and a donor clip for copy-and-paste).
 
     Args:
@@ -121,6 +127,8 @@ def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, 
         config (SynthConfig): augmentation parameters.
         donor_video, donor_masks, donor_ids: the donor clip for copy-and-paste (default: ``video`` itself).
         inpainter (Inpainter | None): mask-and-fill's inpainter (default OpenCV with ``config.inpaint_radius``).
+        effects (np.ndarray | None): (K, T, H, W) bool effect masks of ``video``'s objects (shadow and
+            reflection), used by mask-and-fill and colour fill when ``config.use_effects``; None: not annotated.
 
     Raises:
         SkipSample: no usable object.
@@ -129,14 +137,15 @@ def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, 
     if spec.task == TASK_COPY_PASTE:
         if donor_video is None:
             donor_video, donor_masks, donor_ids = video, masks, object_ids
-        oid, m = choose_object(donor_masks, donor_ids, rng, config.min_object_area)
+        oid, m, _ = choose_object(donor_masks, donor_ids, rng, config.min_object_area)
         return copy_paste(video, donor_video, m, rng, config.scale_range, object_id=oid)
-    oid, m = choose_object(masks, object_ids, rng, config.min_object_area)
+    oid, m, k = choose_object(masks, object_ids, rng, config.min_object_area)
+    fx = effects[k] if effects is not None and config.use_effects else None
     if spec.task == TASK_MASK_FILL:
         if inpainter is None:
             radius = config.inpaint_radius
 
             def inpainter(frames, region):
                 return opencv_inpainter(frames, region, radius)
-        return mask_fill(video, m, inpainter, config.dilate, object_id=oid)
-    return colour_fill(video, m, spec.colour, object_id=oid)
+        return mask_fill(video, m, inpainter, config.dilate, object_id=oid, effects=fx)
+    return colour_fill(video, m, spec.colour, object_id=oid, effects=fx)
