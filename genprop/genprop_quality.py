@@ -10,13 +10,15 @@ scene) are propagated from their edited first frame, and scored on frames 2..T (
   no model: ``identity`` (the original video, what a propagation that does nothing scores), ``flow_warp`` and
   ``track_inpaint`` (the classical baselines, ``genprop.baselines``);
 - ``track``: IoU against the object's mask (``track_iou_<method>``) and against the object plus its shadow
-  and reflection (``track_iou_fx_<method>``), for ``colour`` (the painted colour segmented from the
-  generated frames, ``propagation.tracking``), ``flow`` (the classical baseline: the edit region carried by
-  optical flow), ``flow_warp_colour`` (colour segmentation of the flow-warp baseline's frames: what a flow-anchored
-  GenProp that only copied its anchor would score) and ``colour_target`` (colour segmentation of the ground-truth
-  target, the most colour segmentation reaches with effects: it is exactly the object, the shadow is not painted);
+  and reflection (``track_iou_fx_<method>``, the issue's floor), for ``colour`` (the painted change segmented
+  from the generated frames, ``propagation.tracking.track_mask``: the object and its tinted reflection), ``flow``
+  (the classical baseline: the edit region carried by optical flow), ``flow_warp_colour`` (the painted change
+  segmented from the flow-warp baseline's frames: what a flow-anchored GenProp that only copied its anchor would
+  score) and ``colour_target`` (the painted change of the ground-truth target, the most this readout reaches
+  with effects: the object and its reflection, not the shadow, which the paint does not change);
 - every task, when the run trains the MPD: ``<task>_iou_mpd``, the MPD's mask (>= 0.5) against the case's mask
-  (``track``: against the object, as the colour-fill pairs train it, and ``track_iou_fx_mpd``).
+  (``track``: against the object, and ``track_iou_fx_mpd`` against the object with its effects, which colour-fill
+  pairs of a world with effect masks train it to predict).
 
 Scores of a set of cases are means (``mean_scores``), with ``<task>_cases`` counts.
 """
@@ -135,7 +137,7 @@ def case_scores(case: Case, frames: np.ndarray, mpd_mask: np.ndarray | None = No
     """
     mpd = None if mpd_mask is None else mpd_mask >= MASK_THRESHOLD
     if case.task == "track":
-        out = _track_scores(case, track_mask(frames, case.original[0], case.target[0]), "colour")
+        out = _track_scores(case, track_mask(frames, case.original, case.target[0]), "colour")
         if mpd is not None:
             out.update(_track_scores(case, mpd, "mpd"))
         return out
@@ -150,8 +152,8 @@ def reference_scores(case: Case) -> dict[str, float]:
     edited = case.target[0]
     if case.task == "track":
         flow = propagate_track_inpaint(case.original, edited, task="track")["mask"]
-        colour = track_mask(case.target, case.original[0], edited)
-        warped = track_mask(propagate_flow_warp(case.original, edited)["frames"], case.original[0], edited)
+        colour = track_mask(case.target, case.original, edited)
+        warped = track_mask(propagate_flow_warp(case.original, edited)["frames"], case.original, edited)
         return {**_track_scores(case, flow, "flow"), **_track_scores(case, warped, "flow_warp_colour"),
                 "track_iou_fx_colour_target": iou_frames_after_first(colour, case.mask)}
     baseline = propagate_track_inpaint(case.original, edited, task="remove" if case.task == "remove" else "edit")

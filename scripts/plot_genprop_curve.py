@@ -7,7 +7,8 @@ and print a markdown table of each run's last validation.
 Reads ``<run>/curve.jsonl`` (one row per validation: step, samples, wall seconds per machine, and the scores of
 ``genprop.genprop_quality`` on held-out cases). Left: removal PSNR of frames 2..T against the exact target, with
 the identity (original video) and classical track-and-inpaint references as horizontal lines. Right: tracking
-IoU against the object (colour segmentation, solid; the MPD's mask, dotted) with the optical-flow baseline.
+IoU against the object with its effects (the painted change, solid; the MPD's mask, dotted) with the optical-flow
+baseline.
 """
 
 from __future__ import annotations
@@ -53,18 +54,18 @@ def main() -> None:
     for i, (name, rows) in enumerate(runs.items()):
         c, samples = colours[i % len(colours)], [r["samples"] for r in rows]
         left.plot(samples, [r.get("remove_psnr_model") for r in rows], "o-", color=c, label=name, markersize=3)
-        right.plot(samples, [r.get("track_iou_colour") for r in rows], "o-", color=c, label=name, markersize=3)
-        if any(r.get("track_iou_mpd") is not None for r in rows):
-            right.plot(samples, [r.get("track_iou_mpd") for r in rows], ":", color=c, label=f"{name} (MPD)")
+        right.plot(samples, [r.get("track_iou_fx_colour") for r in rows], "o-", color=c, label=name, markersize=3)
+        if any(r.get("track_iou_fx_mpd") is not None for r in rows):
+            right.plot(samples, [r.get("track_iou_fx_mpd") for r in rows], ":", color=c, label=f"{name} (MPD)")
     first = next(iter(runs.values()))[-1]  # the references do not depend on the run
     for ax, key, label, style in ((left, "remove_psnr_identity", "identity (original video)", "--"),
                                   (left, "remove_psnr_track_inpaint", "flow track + inpaint", "-."),
-                                  (right, "track_iou_flow", "flow tracking", "--")):
+                                  (right, "track_iou_fx_flow", "flow tracking", "--")):
         if first.get(key) is not None:
             ax.axhline(first[key], color="grey", linestyle=style, linewidth=1, label=label)
     left.set_ylabel("PSNR of frames 2..T vs target (dB)")
     left.set_title("Removal (held-out procedural cases)")
-    right.set_ylabel("IoU of frames 2..T vs object mask")
+    right.set_ylabel("IoU of frames 2..T vs object + effects")
     right.set_title("Tracking (colour fill; dotted: MPD mask)")
     for ax in (left, right):
         ax.set_xlabel("training samples")

@@ -96,18 +96,18 @@ def main() -> None:
     for name, rs in rows.items():
         if rs is None:
             continue
-        # GenProp's tracking is the painted colour segmented from its frames; its MPD row is the MPD's mask
+        # GenProp's tracking is the painted change segmented from its frames; its MPD row is the MPD's mask
         keys = [k.format(m="model") if not k.startswith("track") else k.format(m="colour" if "(MPD)" not in name
                                                                                   else "model") for _, k in COLUMNS]
         print(f"| GenProp {name} | " + " | ".join(_fmt(mean(rs, k)) for k in keys) + " |")
     for m in BASELINES:
         # the track baseline is track_inpaint's tracker (the edit region carried by optical flow); flow_warp's is
-        # the painted colour segmented from its frames (what copying a flow anchor scores)
+        # the painted change segmented from its frames (what copying a flow anchor scores)
         vals = [_fmt(mean(refs, k.format(m=m))) for _, k in COLUMNS[:-1]]
         track = {"track_inpaint": "track_iou_fx_flow", "flow_warp": "track_iou_fx_flow_warp_colour"}.get(m)
         vals.append(_fmt(mean(refs, track)) if track else "–")
         print(f"| {m} | " + " | ".join(vals) + " |")
-    print("| colour segmentation of the true target (bound) | " + " | ".join("–" for _ in COLUMNS[:-1])
+    print("| painted change of the true target (bound) | " + " | ".join("–" for _ in COLUMNS[:-1])
           + f" | {_fmt(mean(refs, 'track_iou_fx_colour_target'))} |")
     print("\nFloors, paired over cases (mean difference [95 % interval]):\n")
     for name, rs in rows.items():
@@ -116,7 +116,7 @@ def main() -> None:
         rem = [(r["remove_psnr_model"], f["remove_psnr_identity"]) for r, f in zip(rs, refs) if "remove_psnr_model" in r]
         trk = [(r["track_iou_fx_colour"], f["track_iou_fx_flow"]) for r, f in zip(rs, refs) if "track_iou_fx_colour" in r]
         print(f"- {name}: removal PSNR − identity {_interval(np.array([a - b for a, b in rem]), ' dB')}; "
-              f"tracking IoU (colour) − track baseline {_interval(np.array([a - b for a, b in trk]))}")
+              f"tracking IoU (painted change) − track baseline {_interval(np.array([a - b for a, b in trk]))}")
         for m in ("flow_warp", "track_inpaint"):  # the removal goal
             d = np.array([r["remove_psnr_model"] - f[f"remove_psnr_{m}"] for r, f in zip(rs, refs)
                           if "remove_psnr_model" in r])

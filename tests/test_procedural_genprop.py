@@ -244,15 +244,15 @@ def test_scores_on_constructed_inputs():
     assert scores["remove_psnr_model"] == pytest.approx(10 * np.log10(255 ** 2 / (100 / 16)))
     assert scores["remove_psnr_region_model"] == 100.0 and scores["remove_iou_mpd"] == 1.0
     assert psnr_frames_after_first(original, target) == pytest.approx(10 * np.log10(255 ** 2 / (4 * 100 ** 2 / 16)))
-    # tracking: colour segmentation of the painted colour, against the object and against object + effects
+    # tracking: the painted change, against the object and against object + effects
     obj = mask & ~effects  # the object; the effect (a shadow) is not painted
     painted = dataclasses.replace(case, task="track", effect_mask=effects,
-                                  target=np.where(obj[..., None], 200, 0).astype(np.uint8))
+                                  target=np.repeat(np.where(obj[..., None], 200, 0), 3, -1).astype(np.uint8))
     gen = painted.target.copy()
     gen[2, 1, 1] = 0  # frame 3 misses one object pixel
     scores = case_scores(painted, gen)
     assert scores["track_iou_colour"] == pytest.approx(np.mean([1.0, 2 / 3]))  # object: 3 px; frame 3 finds 2
-    assert scores["track_iou_fx_colour"] == pytest.approx(np.mean([3 / 4, 2 / 4]))  # colour never finds the effect
+    assert scores["track_iou_fx_colour"] == pytest.approx(np.mean([3 / 4, 2 / 4]))  # the paint never reaches a shadow
     assert iou_frames_after_first(np.zeros((2, 2, 2), bool), np.zeros((2, 2, 2), bool)) == 1.0
     assert mean_scores([{"a": 1.0, "b": None}, {"a": 3.0}], ["remove", "track"]) == \
         {"a": 2.0, "b": None, "remove_cases": 1, "track_cases": 1}

@@ -149,17 +149,27 @@ def test_edited_frame_size_mismatch_is_a_clear_error(tmp_path, wan):
         Propagator(wan, PropagationConfig.tiny()).run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"))
 
 
-def test_colour_tracking_and_mask_videos(tmp_path):
-    frames = np.full((4, 20, 30, 3), 80, np.uint8)
+def test_tracking_reads_the_painted_change_and_mask_videos(tmp_path):
+    original = np.full((4, 20, 30, 3), 80, np.uint8)
     gt = np.zeros((4, 20, 30), bool)
-    for t in range(4):
-        frames[t, 5:10, 3 + 4 * t:9 + 4 * t] = (250, 20, 200)  # the painted object moves right
-        gt[t, 5:10, 3 + 4 * t:9 + 4 * t] = True
-    original_first = np.full((20, 30, 3), 80, np.uint8)
-    assert painted_colour(original_first, original_first) is None
-    assert painted_colour(original_first, frames[0]).tolist() == [250, 20, 200]
-    tracked = track_mask(frames, original_first, frames[0])
+    for t in range(4):  # an object moving right, with a reflection below it
+        original[t, 5:10, 3 + 4 * t:9 + 4 * t] = (30, 200, 30)
+        original[t, 12:15, 3 + 4 * t:9 + 4 * t] = (55, 140, 55)
+        gt[t, 5:10, 3 + 4 * t:9 + 4 * t] = gt[t, 12:15, 3 + 4 * t:9 + 4 * t] = True
+    frames = original.copy()
+    for t in range(4):  # the propagated paint: the object solid, its reflection tinted half-way
+        frames[t, 5:10, 3 + 4 * t:9 + 4 * t] = (250, 20, 200)
+        frames[t, 12:15, 3 + 4 * t:9 + 4 * t] = (165, 80, 128)
+    noise = np.random.default_rng(0).integers(-20, 21, frames.shape)
+    frames = np.clip(frames.astype(int) + noise, 0, 255).astype(np.uint8)  # reconstruction error: not a change
+    frames[:, 0, 0] = (0, 0, 0)  # a change away from the paint: not tracked
+    assert painted_colour(original[0], original[0]) is None
+    assert painted_colour(original[0], frames[0]).tolist() == pytest.approx([250, 20, 200], abs=20)
+    tracked = track_mask(frames, original, frames[0])
     assert np.array_equal(tracked, gt)
+    assert not track_mask(original, original, original[0]).any()
+    with pytest.raises(ValueError, match="one shape"):
+        track_mask(frames[:2], original, frames[0])
     write_mask_video(tracked, str(tmp_path / "m.mp4"), "24000/1001")
     assert np.array_equal(read_mask_video(str(tmp_path / "m.mp4")), gt)
     soft = np.linspace(0, 1, 4 * 20 * 30, dtype=np.float32).reshape(4, 20, 30)

@@ -44,7 +44,8 @@ class PropagationConfig:
         cpu_offload (bool, default False): keep components on the CPU and move each to the device only for
             its stage (encoders, denoiser, decoder).
         device (str, default "auto"): "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-        track_tolerance (float, default 60): RGB distance under which a pixel counts as the painted colour.
+        track_threshold (int, default 24): max-channel change from the source that a tracked pixel needs
+            (``propagation.tracking.painted_change``; 24 is what counts as edited in the first frame).
         mask_threshold (float, default 0.5): MPD mask value that counts as "edited" (drift, mask videos).
     """
 
@@ -59,7 +60,7 @@ class PropagationConfig:
     vae_tiling: bool = False
     cpu_offload: bool = False
     device: str = "auto"
-    track_tolerance: float = 60.0
+    track_threshold: int = 24
     mask_threshold: float = 0.5
 
     def __post_init__(self):

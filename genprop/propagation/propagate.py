@@ -38,7 +38,7 @@ class PropagationResult:
     Attributes:
         frames (np.ndarray): (T, H, W, 3) uint8 the propagated video.
         mask (np.ndarray): (T, H, W) float32 in [0, 1], the MPD's mask upsampled from the latent grid.
-        track_mask (np.ndarray | None): (T, H, W) bool, the painted colour segmented (colour-fill task only).
+        track_mask (np.ndarray | None): (T, H, W) bool, the painted change segmented (colour-fill task only).
         work_size (tuple[int, int]): the (h, w) the model ran at.
         drift (dict): per-window PSNR_m and the drift (``long_video.drift_report``).
         peak_memory (dict): ``memory.peak_memory`` after the run.
@@ -198,7 +198,7 @@ class Propagator:
         mask = fmap.mask_from_grid(grid_mask)
         tracked = None
         if task == TRACK_TASK_ID:
-            tracked = track_mask(frames, original[0], edited_first_frame, self.config.track_tolerance)
+            tracked = track_mask(frames, original, edited_first_frame, self.config.track_threshold)
         drift = drift_report(frames, original, mask >= self.config.mask_threshold, spans)
         return PropagationResult(frames=frames, mask=mask, track_mask=tracked, work_size=fmap.work_size,
                                  drift=drift, peak_memory=memory.peak_memory(self.device))

@@ -1,9 +1,14 @@
-"""Tracking output: the painted colour segmented from generated frames, and mask videos.
+"""Tracking output: the painted change segmented from generated frames, and mask videos.
 
 A colour-fill edit paints an object one solid colour in the first frame; the model carries the
-paint through the video (paper, Fig. 6e). The painted colour is read off the first-frame edit
-(median colour of the pixels the edit changed) and segmented at full resolution in every
-generated frame. The MPD's mask comes on the latent grid; ``FrameMap.mask_from_grid`` upsamples it.
+paint through the video (paper, Fig. 6e), together with what the paint changes around the object
+(its reflection takes the paint). The painted colour is read off the first-frame edit (median
+colour of the pixels the edit changed). The tracked region of every generated frame is the painted
+change: the pixels that differ from the source frame as the first-frame edit does (by more than
+``EDIT_DIFF_THRESHOLD``) and moved towards the painted colour. A region segmented by the colour
+alone would miss the tinted reflection, which the paint reaches only in part
+(docs/design-decisions.md, "Tracking reads the painted change"). The MPD's mask comes on the latent
+grid; ``FrameMap.mask_from_grid`` upsamples it.
 """
 
 from __future__ import annotations
@@ -40,31 +45,39 @@ def painted_colour(original_first: np.ndarray, edited_first: np.ndarray) -> np.n
     return np.median(edited_first[region], axis=0).round().astype(np.uint8)
 
 
-def segment_colour(frames: np.ndarray, colour: np.ndarray, tolerance: float = 60.0) -> np.ndarray:
-    """(T, H, W) bool: pixels within ``tolerance`` (Euclidean RGB) of ``colour``.
+def painted_change(frames: np.ndarray, original: np.ndarray, colour: np.ndarray,
+                   threshold: int = EDIT_DIFF_THRESHOLD) -> np.ndarray:
+    """(T, H, W) bool: pixels that changed from ``original`` by more than ``threshold`` and towards ``colour``.
 
     Args:
         frames (np.ndarray): (T, H, W, 3) uint8 generated frames (full resolution).
+        original (np.ndarray): (T, H, W, 3) uint8, the source video they were propagated over.
         colour (np.ndarray): (3,) the painted colour.
-        tolerance (float, default 60): distance threshold.
+        threshold (int, default 24): max-channel difference counted as a change (:func:`edit_region`'s rule).
     """
-    d = frames.astype(np.float32) - np.asarray(colour, np.float32)
-    return (d * d).sum(axis=-1) < tolerance * tolerance
+    if frames.shape != original.shape:
+        raise ValueError(f"frames {frames.shape} and the source video {original.shape} must have one shape")
+    out, src = frames.astype(np.float32), original.astype(np.float32)
+    c = np.asarray(colour, np.float32)
+    changed = np.abs(out - src).max(axis=-1) > threshold
+    towards = ((out - c) ** 2).sum(axis=-1) < ((src - c) ** 2).sum(axis=-1)
+    return changed & towards
 
 
-def track_mask(frames: np.ndarray, original_first: np.ndarray, edited_first: np.ndarray,
-               tolerance: float = 60.0) -> np.ndarray:
+def track_mask(frames: np.ndarray, original: np.ndarray, edited_first: np.ndarray,
+               threshold: int = EDIT_DIFF_THRESHOLD) -> np.ndarray:
     """The tracked region of a colour-fill propagation, (T, H, W) bool (all False when frame 1 has no edit).
 
     Args:
         frames (np.ndarray): (T, H, W, 3) uint8 generated frames.
-        original_first (np.ndarray), edited_first (np.ndarray): (H, W, 3) uint8.
-        tolerance (float, default 60): see :func:`segment_colour`.
+        original (np.ndarray): (T, H, W, 3) uint8, the source video.
+        edited_first (np.ndarray): (H, W, 3) uint8, the colour-fill edit of its first frame.
+        threshold (int, default 24): see :func:`painted_change`.
     """
-    colour = painted_colour(original_first, edited_first)
+    colour = painted_colour(original[0], edited_first)
     if colour is None:
         return np.zeros(frames.shape[:3], bool)
-    return segment_colour(frames, colour, tolerance)
+    return painted_change(frames, original, colour, threshold)
 
 
 def mask_frames(mask: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ A case is a procedural world's ``cases/<case_id>/`` directory (``case.json``, ``
 ``<case_id>_mask.mp4``). Masks per metric: PSNR_m outside the case's rough edit mask (for replace
 it is already the union over the original and the new object); PSNR/SSIM against the target;
 PSNR in the effect region (shadow/reflection) for removals with effects; IoU for tracking cases
-from the painted colour segmented in each output (against the object without its
-shadow, which is not painted), else from the method's own mask where it has one.
+from the painted change segmented in each output (``propagation.tracking.track_mask``: the object
+and its tinted reflection) against the object with its effects, else from the method's own mask
+where it has one.
 """
 
 from __future__ import annotations
@@ -86,11 +87,9 @@ def score(case: dict, output: dict | None, clip: metrics.ClipScorer | None) -> d
     frames, original, target, gt_mask = output["frames"], case["original"], case["target"], case["mask"]
     radius = rough_radius(*original.shape[1:3])
     effect = case["effect_mask"]
-    iou_gt = gt_mask
+    iou_gt = gt_mask  # track: the object with its effects, as the painted change reaches its reflection
     if case["task"] == "track":
-        # colour fill paints the object, not its shadow: score the painted colour against the object alone
-        pred_mask = track_mask(frames, original[0], case["edited"])
-        iou_gt = gt_mask & ~effect if effect is not None else gt_mask
+        pred_mask = track_mask(frames, original, case["edited"])
     else:
         pred_mask = output.get("mask")
     return {
