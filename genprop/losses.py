@@ -42,7 +42,7 @@ class RegionLossConfig:
         gate_weight (float, default 1.0): weight of L_gate, which supervises a model's source-anchor gate
             (``GenPropConfig.source_anchor``; no term without one) towards ``1 - mask``: keep the source exactly
             where the target is the source. Area-balanced like Eq. 7, so a small edit region is not outvoted.
-            A flow-anchor channel is supervised towards where, inside the edit, the flow anchor is the anchor
+            A flow-anchor channel is supervised towards where the flow anchor is the anchor
             closest to the target (:func:`flow_gate_target`).
         mpd_area_balanced (bool, default False): L_MPD as the squared error averaged inside the mask and outside
             it, each by its own area, summed (as L_gate), instead of the paper's plain MSE, under which a small
@@ -192,27 +192,26 @@ def gate_term(gate: torch.Tensor, latent_mask: torch.Tensor, flow_target: torch.
     return term
 
 
-def flow_gate_target(x0: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor, flow_anchor: torch.Tensor,
-                     latent_mask: torch.Tensor) -> torch.Tensor:
-    """Where, inside the edit, the flow anchor is closer to the clean target than G's anchor and the source:
-    ``m * [|w - x0| < min(|a - x0|, |s - x0|)]`` per latent position (mean over channels), (B, T_lat, 1, h, w).
+def flow_gate_target(x0: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor, flow_anchor: torch.Tensor
+                     ) -> torch.Tensor:
+    """Where the flow anchor is closer to the clean target than G's anchor and the source:
+    ``[|w - x0| < min(|a - x0|, |s - x0|)]`` per latent position (mean over channels), (B, T_lat, 1, h, w).
 
-    Outside the edit the source channel already anchors on the source (the flow anchor equals it there, except
-    where the warp overshoots the object, where it is wrong); inside, the flow anchor is right where the flow
-    followed the object, and nothing says so but the target. Computed without gradient.
+    Where the warp left the source as it was, ``w = s`` exactly and the target is 0 (either anchor serves); where
+    the warp overshoots the object it is wrong and the target is 0; where the flow followed the edit it is 1, at
+    full strength even on a latent position the edit covers only in part (scaling it by the soft mask, as the first
+    version did, taught the gate to half-trust a warp that was right at every object's boundary). Computed without
+    gradient.
 
     Args:
         x0 (Tensor): (B, T_lat, C, h, w) the clean target latents.
         backbone_anchor, source, flow_anchor (Tensor): (B, T_lat, C, h, w) the three anchors a, s, w.
-        latent_mask (Tensor): (B, T_lat, 1, h, w) in [0, 1].
     """
     with torch.no_grad():
         def err(v):
             return (v.float() - x0.float()).square().mean(dim=2, keepdim=True)
 
-        e_w = err(flow_anchor)
-        best = (e_w < torch.minimum(err(backbone_anchor), err(source))).float()
-        return latent_mask.float() * best
+        return (err(flow_anchor) < torch.minimum(err(backbone_anchor), err(source))).float()
 
 
 def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, mpd_target: torch.Tensor,

@@ -109,7 +109,7 @@ class GenPropObjective:
         flow_target = None
         if unwrap(model).config.flow_anchor:  # (its gate has the flow channel, its cond the anchor)
             flow_target = flow_gate_target(target, bb.anchor(cond, target), batch["sce_latents"],
-                                           cond[FLOW_ANCHOR_KEY], latent_mask)
+                                           cond[FLOW_ANCHOR_KEY])
         terms = region_aware_loss(out, sample.target, latent_mask, mpd_target, self.loss, flow_target)
         _check_finite(terms, step, batch.get("keys", []))
         return terms

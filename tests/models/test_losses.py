@@ -128,18 +128,18 @@ def test_gate_term_supervises_the_source_anchor_gate_area_balanced():
     torch.testing.assert_close(gate_term(torch.cat([1 - m, torch.zeros_like(m)], dim=2), m, m), torch.tensor(1.0))
 
 
-def test_flow_gate_target_is_where_the_flow_anchor_is_the_closest_anchor_inside_the_edit():
+def test_flow_gate_target_is_where_the_flow_anchor_is_the_closest_anchor():
     from genprop.losses import flow_gate_target
 
     x0 = torch.zeros(1, 2, 3, 2, 2)
     a, s, w = torch.full_like(x0, 1.0), torch.full_like(x0, 2.0), torch.full_like(x0, 0.5)
     w[:, 1] = 3.0  # the flow drifted off on the second frame
-    m = torch.ones(1, 2, 1, 2, 2)
-    m[..., 0, 0] = 0  # one position outside the edit
-    want = torch.zeros_like(m)
+    w[:, 0, :, 0, 0] = s[:, 0, :, 0, 0]  # where the warp left the source as it was: no preference
+    x0[:, 0, :, 1, 1] = 0.4  # a position the edit covers in part still gets the whole target where the warp is right
+    want = torch.zeros(1, 2, 1, 2, 2)
     want[:, 0] = 1
     want[:, 0, :, 0, 0] = 0
-    assert torch.equal(flow_gate_target(x0, a, s, w, m), want)
+    assert torch.equal(flow_gate_target(x0, a, s, w), want)
 
 
 def test_area_balanced_mpd_loss_is_not_outvoted_by_the_background():
