@@ -87,20 +87,38 @@ def test_mask_fill_fills_the_effects_with_the_object():
     pair = mask_fill(video, mask, inpainter=lambda f, m: np.zeros_like(f), dilate=0, effects=fx)
     assert np.array_equal(pair.mask, mask | fx)
     assert (pair.sce_video[mask | fx] == 0).all() and np.array_equal(pair.target_video, video)
+    grown = mask_fill(video, mask, dilate=1, effects=fx).mask  # dilation grows the union, effects included
+    assert np.array_equal(grown, _grow(mask | fx, 1)) and (grown & fx).sum() == fx.sum()
+
+
+def _grow(mask, d):
+    import cv2
+
+    if d == 0:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+    return np.stack([cv2.dilate(m.astype(np.uint8), kernel) for m in mask]).astype(bool)
 
 
 @pytest.mark.parametrize("task", [TASK_MASK_FILL, TASK_COLOUR_FILL])
-def test_make_pair_uses_the_chosen_objects_effects_unless_switched_off(task):
+@pytest.mark.parametrize("dilate", [0, 1])
+def test_make_pair_uses_the_chosen_objects_effects_unless_switched_off(task, dilate):
     video, mask = _clip()
     other = np.roll(mask, 12, axis=2)
     masks, fx = np.stack([mask, other]), np.stack([_effects(mask), np.zeros_like(mask)])
+    switch = "mask_fill_effects" if task == TASK_MASK_FILL else "colour_fill_effects"
+    grow = dilate if task == TASK_MASK_FILL else 0  # colour fill paints the mask as it is
+    seen = set()
     for seed in range(8):
         spec = PairSpec(task=task, seed=seed, colour=(1, 2, 3), prompt="")
-        pair = make_pair(spec, video, masks, (1, 2), SynthConfig(dilate=0), effects=fx)
-        k = pair.object_id - 1
-        assert np.array_equal(pair.mask, masks[k] | fx[k])
-        off = make_pair(spec, video, masks, (1, 2), SynthConfig(dilate=0, use_effects=False), effects=fx)
-        assert np.array_equal(off.mask, masks[k])
+        on = make_pair(spec, video, masks, (1, 2), SynthConfig(dilate=dilate), effects=fx)
+        off = make_pair(spec, video, masks, (1, 2), SynthConfig(dilate=dilate, **{switch: False}), effects=fx)
+        k = on.object_id - 1
+        seen.add(k)
+        assert off.object_id == on.object_id
+        assert np.array_equal(on.mask, _grow(masks[k] | fx[k], grow))  # the object's effects, when it has them
+        assert np.array_equal(off.mask, _grow(masks[k], grow))
+    assert seen == {0, 1}
 
 
 def test_copy_paste_pastes_only_where_its_mask_says_and_follows_the_donor():

@@ -59,7 +59,7 @@ def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator
     masks = record.masks(indices)
     if masks.masks.shape[2:] != frames.shape[1:3]:
         raise AnnotationError(record.url, f"masks are {masks.masks.shape[2:]} but frames are {frames.shape[1:3]}")
-    effects = record.effects(indices) if config.synth.use_effects else None
+    effects = record.effects(indices) if config.synth.uses_effects else None
     if effects is not None and effects.masks.shape != masks.masks.shape:
         raise AnnotationError(record.url, f"effect masks are {effects.masks.shape} but instance masks are "
                                           f"{masks.masks.shape}")

@@ -55,7 +55,7 @@ def mask_fill(video: np.ndarray, mask: np.ndarray, inpainter: Inpainter | None =
     region = mask if effects is None else mask | effects
     if dilate > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
-        region = np.stack([cv2.dilate(m.astype(np.uint8), kernel) for m in mask]).astype(bool)
+        region = np.stack([cv2.dilate(r.astype(np.uint8), kernel) for r in region]).astype(bool)
     filled = (inpainter or opencv_inpainter)(video, region)
     if filled.shape != video.shape or filled.dtype != np.uint8:
         raise ValueError(f"the inpainter returned {filled.shape} {filled.dtype}, expected {video.shape} uint8")

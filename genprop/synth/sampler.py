@@ -30,10 +30,12 @@ class SynthConfig:
         scale_range (tuple[float, float], default (0.5, 1.5)): copy-and-paste scale range.
         dilate (int, default 2): mask-and-fill mask growth in pixels.
         inpaint_radius (int, default 3): OpenCV inpainting radius.
-        use_effects (bool, default True): where the dataset annotates an object's shadow and reflection
-            (``VideoRecord.effects``; the procedural world does), mask-and-fill fills them with the object and
-            colour fill tints them with its paint, so the pair's edit is the object together with its effects
-            (docs/design-decisions.md, "Effects in the augmentations"). No effect on data without them.
+        colour_fill_effects (bool, default True): where the dataset annotates an object's shadow and reflection
+            (``VideoRecord.effects``; the procedural world does), colour fill tints them with its paint and tracks
+            them in the pair's mask, as a reflection of the painted object would show it.
+        mask_fill_effects (bool, default True): likewise, mask-and-fill fills them with the object, so the SCE's
+            source has neither. Neither has any effect on data without effect masks (docs/design-decisions.md,
+            "Effects in the augmentations").
     """
 
     ratios: tuple[float, float, float] = (0.5, 0.375, 0.125)
@@ -41,7 +43,13 @@ class SynthConfig:
     scale_range: tuple[float, float] = (0.5, 1.5)
     dilate: int = 2
     inpaint_radius: int = 3
-    use_effects: bool = True
+    colour_fill_effects: bool = True
+    mask_fill_effects: bool = True
+
+    @property
+    def uses_effects(self) -> bool:
+        """Whether any augmentation reads effect masks (a clip reads them only then)."""
+        return self.colour_fill_effects or self.mask_fill_effects
 
     def __post_init__(self):
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
@@ -128,7 +136,7 @@ def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, 
         donor_video, donor_masks, donor_ids: the donor clip for copy-and-paste (default: ``video`` itself).
         inpainter (Inpainter | None): mask-and-fill's inpainter (default OpenCV with ``config.inpaint_radius``).
         effects (np.ndarray | None): (K, T, H, W) bool effect masks of ``video``'s objects (shadow and
-            reflection), used by mask-and-fill and colour fill when ``config.use_effects``; None: not annotated.
+            reflection), used as ``config.colour_fill_effects`` / ``mask_fill_effects`` say; None: not annotated.
 
     Raises:
         SkipSample: no usable object.
@@ -140,12 +148,13 @@ def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, 
         oid, m, _ = choose_object(donor_masks, donor_ids, rng, config.min_object_area)
         return copy_paste(video, donor_video, m, rng, config.scale_range, object_id=oid)
     oid, m, k = choose_object(masks, object_ids, rng, config.min_object_area)
-    fx = effects[k] if effects is not None and config.use_effects else None
+    fx = None if effects is None else effects[k]
     if spec.task == TASK_MASK_FILL:
         if inpainter is None:
             radius = config.inpaint_radius
 
             def inpainter(frames, region):
                 return opencv_inpainter(frames, region, radius)
-        return mask_fill(video, m, inpainter, config.dilate, object_id=oid, effects=fx)
-    return colour_fill(video, m, spec.colour, object_id=oid, effects=fx)
+        return mask_fill(video, m, inpainter, config.dilate, object_id=oid,
+                         effects=fx if config.mask_fill_effects else None)
+    return colour_fill(video, m, spec.colour, object_id=oid, effects=fx if config.colour_fill_effects else None)
