@@ -58,7 +58,8 @@ class PropagateRows:
         start = time.perf_counter()
         result = self.propagator.run_files(row["video"], row["edited_first_frame"], row["prompt"] or None,
                                            task_id(row["task"]), decode_timeout_s=self.timeout)
-        result.write(urls["video"], mask_out=urls["mask"], track_out=urls["track"])
+        result.write(urls["video"], mask_out=urls["mask"], track_out=urls["track"],
+                     lossless=self.propagator.config.lossless_output)
         return {"status": "done", "reason": "", "frames": int(result.frames.shape[0]),
                 "seconds": round(time.perf_counter() - start, 3), "drift_db": result.drift["drift_db"],
                 "peak_memory_bytes": result.peak_memory["bytes"]}

@@ -62,6 +62,14 @@ def test_evaluate_job_metrics_and_report(world, tmp_path):
     # the oracle prediction scores near-perfect; its mask video gives IoU 1; a track case's colour IoU is high
     assert by[("remove", "genprop")]["psnr_gt"] > 45 and by[("remove", "genprop")]["iou"] == pytest.approx(1.0)
     assert by[("track", "genprop")]["iou"] > 0.8
+    # the tracker is scored by the region it tracked (the floor's baseline), a propagation by its painted change
+    from genprop.baselines import propagate_track_inpaint
+    from genprop.metrics import iou
+
+    track_dir = next(d for d in sorted((world / "world" / "cases").iterdir()) if "_track_" in d.name)
+    gt = np.load(track_dir / "ground_truth.npz")
+    tracked = propagate_track_inpaint(gt["original"], gt["target"][0], "track")["mask"]
+    assert by[("track", "track_inpaint")]["iou"] == pytest.approx(iou(tracked, gt["mask"]))
     # missing and wrong-size predictions: null, not a number
     for task in ("insert", "background", "replace"):
         assert all(by[(task, "genprop")][m] is None for m in METRICS)

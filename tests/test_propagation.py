@@ -178,6 +178,19 @@ def test_tracking_reads_the_painted_change_and_mask_videos(tmp_path):
     assert np.abs(back - soft).max() < 3 / 255  # soft MPD values survive (lossless, up to YUV rounding)
 
 
+def test_lossless_output_writes_the_frames_as_generated(tmp_path):
+    from genprop.propagation.propagate import PropagationResult
+
+    frames = _video(4, 32, 32, seed=3)
+    result = PropagationResult(frames=frames, mask=np.zeros((4, 32, 32), np.float32), track_mask=None,
+                               work_size=(32, 32), drift={}, peak_memory={}, fps=Fraction(12))
+    result.write(str(tmp_path / "lossless.mp4"), lossless=True)
+    result.write(str(tmp_path / "default.mp4"))
+    err = {n: np.abs(video.decode(str(tmp_path / f"{n}.mp4")).astype(int) - frames).mean()
+           for n in ("lossless", "default")}
+    assert err["lossless"] < 0.5 < err["default"]  # random frames: H.264 at CRF 12 in yuv420p loses their chroma
+
+
 def test_memory_controls_bf16_tiling_offload():
     model = GenPropModel(GenPropConfig.tiny("wan", latent_map="vae", encoders=True))
     v = _video(5, 32, 32)

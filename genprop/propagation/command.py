@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vae-tiling", action="store_true")
     p.add_argument("--cpu-offload", action="store_true")
     p.add_argument("--device", default="auto")
+    p.add_argument("--lossless-output", action="store_true",
+                   help="write the propagated video losslessly (qp 0, yuv444p) instead of at CRF 12")
 
 
 def propagate_command(args: argparse.Namespace) -> int:
@@ -44,10 +46,11 @@ def propagate_command(args: argparse.Namespace) -> int:
         config = PropagationConfig(working_area=args.working_area, window=args.window, overlap=args.overlap,
                                    num_steps=args.steps, guidance=args.guidance, seed=args.seed, dtype=args.dtype,
                                    decode_chunk_frames=args.decode_chunk_frames, vae_tiling=args.vae_tiling,
-                                   cpu_offload=args.cpu_offload, device=args.device)
+                                   cpu_offload=args.cpu_offload, device=args.device,
+                                   lossless_output=args.lossless_output)
         propagator = Propagator(load_model(args.model), config)
         result = propagator.run_files(args.video, args.edited_first_frame, args.prompt, task_id(args.task))
-        result.write(args.out, mask_out=args.mask_out, track_out=args.track_out)
+        result.write(args.out, mask_out=args.mask_out, track_out=args.track_out, lossless=config.lossless_output)
     except (GenPropError, ValueError) as e:
         print(f"genprop propagate: {e}", file=sys.stderr)
         return 2

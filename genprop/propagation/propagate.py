@@ -53,13 +53,15 @@ class PropagationResult:
     peak_memory: dict
     fps: Fraction | None = None
 
-    def write(self, out_url: str, mask_out: str | None = None, track_out: str | None = None) -> None:
+    def write(self, out_url: str, mask_out: str | None = None, track_out: str | None = None,
+              lossless: bool = False) -> None:
         """Write the video (and mask videos) at the input's fps; each file atomically.
 
         Args:
             out_url (str): the propagated video (mp4).
             mask_out (str | None): the MPD mask video (grey; soft values kept).
-            track_out (str | None): the colour-segmentation mask video (colour-fill task).
+            track_out (str | None): the painted-change mask video (colour-fill task).
+            lossless (bool, default False): the video losslessly (``PropagationConfig.lossless_output``).
         """
         if self.fps is None:
             raise ValueError("no fps: set PropagationResult.fps before writing")
@@ -67,7 +69,7 @@ class PropagationResult:
             write_mask_video(self.mask, mask_out, self.fps)
         if track_out and self.track_mask is not None:
             write_mask_video(self.track_mask, track_out, self.fps)
-        video.encode(self.frames, out_url, self.fps)  # last: its existence means the row is complete
+        video.encode(self.frames, out_url, self.fps, lossless=lossless)  # last: its existence means the row is complete
 
 
 class _MaskRecorder:

@@ -5,9 +5,10 @@ A case is a procedural world's ``cases/<case_id>/`` directory (``case.json``, ``
 ``<case_id>_mask.mp4``). Masks per metric: PSNR_m outside the case's rough edit mask (for replace
 it is already the union over the original and the new object); PSNR/SSIM against the target;
 PSNR in the effect region (shadow/reflection) for removals with effects; IoU for tracking cases
-from the painted change segmented in each output (``propagation.tracking.track_mask``: the object
-and its tinted reflection) against the object with its effects, else from the method's own mask
-where it has one.
+against the object with its effects, from the painted change segmented in each propagation's output
+(``propagation.tracking.track_mask``: the object and its tinted reflection; GenProp, flow_warp) or
+the region a tracker tracked (track_inpaint's, the issue's floor baseline); for other tasks from the
+method's own mask where it has one.
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ def read_prediction(predictions: str, case: dict) -> dict | None:
 def run_methods(case: dict, predictions: str) -> dict[str, dict | None]:
     """Every method's output for ``case``: {method: {"frames", "mask"} or None}."""
     original, edited = case["original"], case["edited"]
+    tracker = propagate_track_inpaint(original, edited, case["task"])
+    # the tracker's answer to a tracking case is the region it tracked (SAM 2's role; the issue's floor baseline),
+    # not the paint it pastes rigidly into its frames
+    tracker["track_mask"] = tracker["mask"]
     return {"genprop": read_prediction(predictions, case),
             "identity": propagate_identity(original, edited),
             "flow_warp": propagate_flow_warp(original, edited),
-            "track_inpaint": propagate_track_inpaint(original, edited, case["task"])}
+            "track_inpaint": tracker}
 
 
 def score(case: dict, output: dict | None, clip: metrics.ClipScorer | None) -> dict:
@@ -89,7 +94,9 @@ def score(case: dict, output: dict | None, clip: metrics.ClipScorer | None) -> d
     effect = case["effect_mask"]
     iou_gt = gt_mask  # track: the object with its effects, as the painted change reaches its reflection
     if case["task"] == "track":
-        pred_mask = track_mask(frames, original, case["edited"])
+        pred_mask = output.get("track_mask")
+        if pred_mask is None:  # a propagation: the painted change of its frames
+            pred_mask = track_mask(frames, original, case["edited"])
     else:
         pred_mask = output.get("mask")
     return {
