@@ -27,7 +27,8 @@ COLUMNS = (("remove_psnr_model", "removal PSNR", "{:.2f}"), ("remove_psnr_identi
            ("remove_psnr_region_model", "removal PSNR in region", "{:.2f}"),
            ("remove_psnr_region_track_inpaint", "track+inpaint in region", "{:.2f}"),
            ("track_iou_colour", "track IoU colour", "{:.3f}"), ("track_iou_mpd", "track IoU MPD", "{:.3f}"),
-           ("track_iou_flow", "track IoU flow", "{:.3f}"), ("track_iou_fx_colour", "IoU colour, +effects", "{:.3f}"))
+           ("track_iou_flow", "track IoU flow", "{:.3f}"), ("track_iou_fx_colour", "IoU colour, +effects", "{:.3f}"),
+           ("track_iou_fx_flow", "IoU flow, +effects", "{:.3f}"))
 
 
 def _fmt(row: dict, key: str, fmt: str) -> str:
