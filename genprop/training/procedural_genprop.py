@@ -83,7 +83,9 @@ class GenPropRunConfig:
         train (TrainConfig): objective ``genprop``, optimiser settings and the region-aware loss
             (``train.loss``: ``mpd_weight`` 0 = no MPD; ``region_weighting`` false and ``grad_weight`` 0 = no
             region-aware loss).
-        synth (SynthConfig): the augmentations (``ratios``: copy-and-paste, mask-and-fill, colour fill).
+        synth (SynthConfig): the augmentations (``ratios``: copy-and-paste, mask-and-fill, colour fill); by
+            default the 32x32 preset with colour fill tinting the effects and mask-and-fill leaving them, as the
+            shipped run trained (docs/results.md, pilot G).
         crop_scale (tuple[float, float], default (1.0, 1.0)): the shard job's random crop; 1 keeps the world's
             geometry (the backbone's and the validation cases').
         data_seed (int, default 0): the plan's seed (tasks, colours, donors, pair seeds).
@@ -104,7 +106,7 @@ class GenPropRunConfig:
     source_anchor: bool = True
     flow_anchor: bool = True
     train: TrainConfig = field(default_factory=_default_train)
-    synth: SynthConfig = field(default_factory=SynthConfig.tiny)
+    synth: SynthConfig = field(default_factory=lambda: SynthConfig.tiny(mask_fill_effects=False))
     crop_scale: tuple[float, float] = (1.0, 1.0)
     data_seed: int = 0
     frames: int = 9
