@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genprop.propagation.tracking import EDIT_DIFF_THRESHOLD
+
 # ``--task`` names -> the trained task embeddings (0 default, 1 copy-and-paste, 2 mask-and-fill,
 # 3 colour fill). "edit" (replace an object or the background) has no augmentation of its own: the
 # default embedding, as "auto".
@@ -63,7 +65,7 @@ class PropagationConfig:
     vae_tiling: bool = False
     cpu_offload: bool = False
     device: str = "auto"
-    track_threshold: int = 24
+    track_threshold: int = EDIT_DIFF_THRESHOLD
     mask_threshold: float = 0.5
     lossless_output: bool = False
 

@@ -23,7 +23,8 @@ EDIT_DIFF_THRESHOLD = 24
 
 def edit_region(original_first: np.ndarray, edited_first: np.ndarray,
                 threshold: int = EDIT_DIFF_THRESHOLD) -> np.ndarray:
-    """(H, W) bool: where the edited first frame differs from the original one.
+    """(H, W) bool: where the edited first frame differs from the original one (any leading shape: (T, H, W, 3)
+    frames give (T, H, W)).
 
     Args:
         original_first (np.ndarray), edited_first (np.ndarray): (H, W, 3) uint8.
@@ -59,9 +60,8 @@ def painted_change(frames: np.ndarray, original: np.ndarray, colour: np.ndarray,
         raise ValueError(f"frames {frames.shape} and the source video {original.shape} must have one shape")
     out, src = frames.astype(np.float32), original.astype(np.float32)
     c = np.asarray(colour, np.float32)
-    changed = np.abs(out - src).max(axis=-1) > threshold
     towards = ((out - c) ** 2).sum(axis=-1) < ((src - c) ** 2).sum(axis=-1)
-    return changed & towards
+    return edit_region(original, frames, threshold) & towards
 
 
 def track_mask(frames: np.ndarray, original: np.ndarray, edited_first: np.ndarray,

@@ -44,10 +44,10 @@ def crop_resize(frames: np.ndarray, masks: np.ndarray, box, out_hw: tuple[int, i
     return np.ascontiguousarray(f), crop_resize_masks(masks, box, out_hw)
 
 
-def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator
+def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator, effects: bool = False
               ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray | None]:
-    """Frames, masks and (where the dataset has them and the augmentations use them) effect masks of
-    ``indices``, cropped and resized alike.
+    """Frames, masks and (when ``effects`` and the dataset has them) effect masks of ``indices``, cropped and
+    resized alike.
 
     Returns:
         ((T, H, W, 3) uint8, (K, T, H, W) bool, object ids, (K, T, H, W) bool effect masks or None).
@@ -59,14 +59,14 @@ def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator
     masks = record.masks(indices)
     if masks.masks.shape[2:] != frames.shape[1:3]:
         raise AnnotationError(record.url, f"masks are {masks.masks.shape[2:]} but frames are {frames.shape[1:3]}")
-    effects = record.effects(indices) if config.synth.uses_effects else None
-    if effects is not None and effects.masks.shape != masks.masks.shape:
-        raise AnnotationError(record.url, f"effect masks are {effects.masks.shape} but instance masks are "
+    fx_masks = record.effects(indices) if effects else None
+    if fx_masks is not None and fx_masks.masks.shape != masks.masks.shape:
+        raise AnnotationError(record.url, f"effect masks are {fx_masks.masks.shape} but instance masks are "
                                           f"{masks.masks.shape}")
     out_hw = (config.height, config.width)
     box = crop_box(frames.shape[1], frames.shape[2], out_hw, config.crop_scale, rng)
     f, m = crop_resize(frames, masks.masks, box, out_hw)
-    fx = None if effects is None else crop_resize_masks(effects.masks, box, out_hw)
+    fx = None if fx_masks is None else crop_resize_masks(fx_masks.masks, box, out_hw)
     return f, m, tuple(masks.object_ids), fx
 
 
@@ -85,9 +85,10 @@ def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None) 
     from genprop.synth import PairSpec
 
     rng = np.random.default_rng(row["seed"])  # crop draws; the pair itself uses spec.seed separately
-    video, masks, ids, effects = read_clip(dataset.record(row["video_id"]), row["indices"], config, rng)
+    video, masks, ids, effects = read_clip(dataset.record(row["video_id"]), row["indices"], config, rng,
+                                           effects=config.synth.uses_effects(row["task"]))
     donor = (None, None, None, None)
-    if row["donor_id"]:
+    if row["donor_id"]:  # copy-and-paste pastes the donor's object alone: no effect masks read
         donor = read_clip(dataset.record(row["donor_id"]), row["donor_indices"], config, rng)
     spec = PairSpec(task=row["task"], seed=int(row["seed"]), colour=tuple(row["colour"]), prompt=row["prompt"])
     return make_pair(spec, video, masks, ids, config.synth, donor_video=donor[0], donor_masks=donor[1],

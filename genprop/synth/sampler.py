@@ -46,10 +46,14 @@ class SynthConfig:
     colour_fill_effects: bool = True
     mask_fill_effects: bool = True
 
-    @property
-    def uses_effects(self) -> bool:
-        """Whether any augmentation reads effect masks (a clip reads them only then)."""
-        return self.colour_fill_effects or self.mask_fill_effects
+    def uses_effects(self, task: str) -> bool:
+        """Whether pairs of ``task`` use effect masks (a clip reads them only then).
+
+        Args:
+            task (str): one of :data:`TASKS`.
+        """
+        return (task == TASK_COLOUR_FILL and self.colour_fill_effects) or \
+            (task == TASK_MASK_FILL and self.mask_fill_effects)
 
     def __post_init__(self):
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
@@ -148,13 +152,12 @@ def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, 
         oid, m, _ = choose_object(donor_masks, donor_ids, rng, config.min_object_area)
         return copy_paste(video, donor_video, m, rng, config.scale_range, object_id=oid)
     oid, m, k = choose_object(masks, object_ids, rng, config.min_object_area)
-    fx = None if effects is None else effects[k]
+    fx = effects[k] if effects is not None and config.uses_effects(spec.task) else None
     if spec.task == TASK_MASK_FILL:
         if inpainter is None:
             radius = config.inpaint_radius
 
             def inpainter(frames, region):
                 return opencv_inpainter(frames, region, radius)
-        return mask_fill(video, m, inpainter, config.dilate, object_id=oid,
-                         effects=fx if config.mask_fill_effects else None)
-    return colour_fill(video, m, spec.colour, object_id=oid, effects=fx if config.colour_fill_effects else None)
+        return mask_fill(video, m, inpainter, config.dilate, object_id=oid, effects=fx)
+    return colour_fill(video, m, spec.colour, object_id=oid, effects=fx)
