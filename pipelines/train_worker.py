@@ -19,6 +19,7 @@ import torch.distributed as dist
 from genprop import configs, storage
 from genprop.models import GenPropConfig, GenPropModel
 from genprop.models.backbones import build_backbone
+from genprop.models.trained_clip import trained_clip
 from genprop.models.weights_cache import resolve_pretrained
 from genprop.shards import ShardsConfig
 from genprop.training import Trainer
@@ -182,7 +183,7 @@ def train_loop_per_worker(cfg: dict) -> None:
                     f.write(f"killed after step {step}\n")
                 os._exit(1)
         # 7. export the EMA weights (training is over: the live weights can be overwritten)
-        _export(job, trainer, core, rank)
+        _export(job, trainer, core, rank, shards_config)
     finally:
         reader.close()
         if log is not None:
@@ -210,12 +211,19 @@ def _report(job, trainer, ranks, model_json, metrics, val, run_dir, rank) -> Non
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d), checkpoint_dir_name=name)
 
 
-def _export(job: TrainJobConfig, trainer: Trainer, core: torch.nn.Module, rank: int) -> None:
-    """EMA weights -> ``<output>/model``: ``GenPropModel.save_pretrained`` or the backbone export (``i2v``)."""
+def _export(job: TrainJobConfig, trainer: Trainer, core: torch.nn.Module, rank: int,
+            shards_config: ShardsConfig) -> None:
+    """EMA weights -> ``<output>/model``: ``GenPropModel.save_pretrained`` (with the shards' clip shape, which
+    propagation takes as its default window and working size) or the backbone export (``i2v``)."""
     ema = {k: v.detach().cpu() for k, v in trainer.ema_weights().items()}
     if rank != 0:
         return
     with tempfile.TemporaryDirectory(prefix="genprop-export-") as d:
-        core.save_pretrained(d, weights=ema)  # GenPropModel or the backbone adapter: both take the EMA weights
+        if isinstance(core, GenPropModel):
+            clip = trained_clip(core.backbone, shards_config.frames, shards_config.height, shards_config.width,
+                                shards_config.fps)
+            core.save_pretrained(d, weights=ema, trained_clip=clip)
+        else:  # the backbone adapter (i2v objective)
+            core.save_pretrained(d, weights=ema)
         upload_tree(d, storage.join(job.output, "model"))
     print(f"[train] exported the EMA weights to {storage.join(job.output, 'model')}", flush=True)

@@ -26,6 +26,7 @@ from genprop.models.flow_anchor import FLOW_ANCHOR_KEY
 from genprop.models.mask_decoder import MaskPredictionDecoder
 from genprop.models.source_anchor import SourceAnchorGate
 from genprop.models.task_embedding import TaskEmbedding
+from genprop.models.trained_clip import TrainedClip, load_trained_clip, save_trained_clip
 
 CONFIG_NAME = "genprop_config.json"
 WEIGHTS_NAME = "genprop_trainable.safetensors"
@@ -186,6 +187,8 @@ class GenPropModel(nn.Module):
                                   "was passed")
         self.config = config
         self.backbone = backbone
+        # The training clips' shape (``genprop_clip.json``); set by from_pretrained or the training run.
+        self.trained_clip: TrainedClip | None = None
         with seeded(config.seed):
             self.task_embedding = TaskEmbedding(config.task_dim, config.num_tasks)
             self.sce = SelectiveContentEncoder.from_backbone(backbone, config.num_sce_blocks, config.task_dim)
@@ -293,13 +296,16 @@ class GenPropModel(nn.Module):
                              delta=float(perturb_delta) if perturbed is not None else 0.0, source_gate=gate)
 
     # ---------------------------------------------------------------------------- checkpoints
-    def save_pretrained(self, directory: str, weights: dict[str, torch.Tensor] | None = None) -> None:
+    def save_pretrained(self, directory: str, weights: dict[str, torch.Tensor] | None = None,
+                        trained_clip: TrainedClip | None = None) -> None:
         """Write ``genprop_config.json`` and the trainable weights as ``genprop_trainable.safetensors``.
 
         Args:
             directory (str): a local directory (created if missing).
             weights (dict[str, Tensor] | None): trainable tensors to write instead of the live ones (e.g. the EMA;
                 keys as :meth:`trainable_state_dict`).
+            trained_clip (TrainedClip | None): the training clips' shape, written as ``genprop_clip.json``
+                (propagation's default window and working size); None = ``self.trained_clip`` when set.
         """
         from safetensors.torch import save_file
 
@@ -312,6 +318,9 @@ class GenPropModel(nn.Module):
         tensors = {k: v.detach().contiguous().cpu() for k, v in source.items()}
         save_file(tensors, os.path.join(directory, WEIGHTS_NAME),
                   metadata={"format": FORMAT, "backbone": self.config.backbone_kind})
+        clip = trained_clip or self.trained_clip
+        if clip is not None:
+            save_trained_clip(directory, clip)
 
     @classmethod
     def from_pretrained(cls, directory: str, backbone: nn.Module | None = None,
@@ -367,4 +376,8 @@ class GenPropModel(nn.Module):
         if bad:
             raise CheckpointError(f"{w_path}: tensor shapes do not match the model: " + "; ".join(bad[:5]))
         model.load_state_dict(tensors, strict=False)
+        try:
+            model.trained_clip = load_trained_clip(directory)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from e
         return model

@@ -39,6 +39,7 @@ from genprop.errors import DataError
 from genprop.genprop_quality import CaseSpec, make_validation_cases, mean_scores, reference_scores, score_genprop
 from genprop.losses import RegionLossConfig
 from genprop.models.backbones.export import load_backbone
+from genprop.models.trained_clip import trained_clip
 from genprop.models.genprop_model import GenPropConfig, GenPropModel
 from genprop.shards import ShardsConfig, describe_video, plan_samples
 from genprop.shards.clip import make_planned_pair
@@ -311,7 +312,8 @@ def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, 
         append_jsonl(os.path.join(output, "curve.jsonl"), row)
 
         def export(tmp: str) -> None:
-            model.save_pretrained(tmp, weights=weights)
+            model.save_pretrained(tmp, weights=weights, trained_clip=trained_clip(
+                model.backbone, config.frames, config.height, config.width, config.fps))
             write_json(os.path.join(tmp, "run_config.json"), {"step": trainer.step, "config": progress["config"],
                                                               "backbone_fingerprint": fingerprint})
 

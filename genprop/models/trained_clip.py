@@ -1,0 +1,123 @@
+"""What a checkpoint was trained on, and what its backbone can take: the clip record and positional capacity.
+
+A GenProp checkpoint carries ``genprop_clip.json`` beside its weights: the clip length, frame size
+and frame rate of its training clips, and the backbone's positional capacity (the most frames and
+the largest working sides its positional tables hold). Propagation reads it for its defaults (the
+window is the trained clip length; the working area is the trained frame's, aspect kept) and
+checks an explicit window or working size against the capacity before any frame is decoded, so a
+request the model cannot take fails with one line instead of a traceback from inside diffusers.
+
+Capacity: Wan's rotary table (``WanRotaryPosEmbed``) holds ``rope_max_seq_len`` positions per axis
+of the token grid (latent frames / temporal patch, latent rows / patch, latent columns / patch);
+beyond it the table's ``view`` fails. SVD's U-Net embeds frame positions sinusoidally and has no
+table, so its capacity is unbounded (None).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+CLIP_NAME = "genprop_clip.json"
+
+
+@dataclass(frozen=True)
+class PositionalCapacity:
+    """The largest window and working frame a backbone's positional tables hold (None: no table, no limit).
+
+    Args:
+        max_frames (int | None): video frames of one window (after Wan's VAE padding to 1 mod 4).
+        max_height (int | None), max_width (int | None): working-frame sides in pixels.
+    """
+
+    max_frames: int | None = None
+    max_height: int | None = None
+    max_width: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainedClip:
+    """The training clips of a checkpoint, with its backbone's capacity (``genprop_clip.json``).
+
+    Args:
+        frames (int): frames per training clip.
+        height (int), width (int): the training clips' frame size (the model's working size).
+        fps (str | None, default None): their frame rate ("12", "30000/1001"); None = the source's own.
+        capacity (PositionalCapacity): the backbone's positional capacity.
+        region_iou (dict | None, default None): validation IoU of each source of the composite's edit region on
+            the same held-out cases, {"mpd": float, "diff": float}; propagation's composite takes the MPD's mask
+            only where it scores above the diff region (``PropagationConfig.composite`` "auto").
+    """
+
+    frames: int
+    height: int
+    width: int
+    fps: str | None = None
+    capacity: PositionalCapacity = PositionalCapacity()
+    region_iou: dict | None = None
+
+    def __post_init__(self):
+        if self.frames < 1 or self.height < 1 or self.width < 1:
+            raise ValueError(f"bad trained clip: {self.frames} frames of {self.width}x{self.height}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainedClip":
+        d = dict(d)
+        cap = PositionalCapacity(**d.pop("capacity", {}))
+        return cls(capacity=cap, **d)
+
+
+def positional_capacity(backbone) -> PositionalCapacity:
+    """The positional capacity of a backbone adapter (Wan: its RoPE table; SVD: unbounded).
+
+    Args:
+        backbone: a Wan or SVD adapter (``genprop.models.backbones``).
+    """
+    if backbone.kind != "wan":
+        return PositionalCapacity()
+    cfg = backbone.transformer.config
+    positions = int(cfg.rope_max_seq_len)
+    p_t, p_h, p_w = (int(p) for p in tuple(cfg.patch_size))
+    lm = backbone.latent_map
+    tf, sf = int(getattr(lm, "temporal_factor", 1)), int(lm.spatial_factor)
+    latent_frames = positions * p_t
+    frames = latent_frames if tf == 1 else (latent_frames - 1) * tf + 1
+    return PositionalCapacity(max_frames=frames, max_height=positions * p_h * sf, max_width=positions * p_w * sf)
+
+
+def trained_clip(backbone, frames: int, height: int, width: int, fps=None) -> TrainedClip:
+    """The record for a model over ``backbone`` trained on clips of ``frames`` frames at ``height`` x ``width``.
+
+    Args:
+        backbone: the model's backbone adapter (its capacity is recorded).
+        frames (int), height (int), width (int): the training clips' shape.
+        fps: their frame rate (anything ``str`` prints as a rate), or None.
+    """
+    return TrainedClip(frames=int(frames), height=int(height), width=int(width),
+                       fps=None if fps is None else str(fps), capacity=positional_capacity(backbone))
+
+
+def save_trained_clip(directory: str, clip: TrainedClip) -> None:
+    """Write ``genprop_clip.json`` into the (local) checkpoint directory."""
+    with open(os.path.join(directory, CLIP_NAME), "w") as f:
+        json.dump(clip.to_dict(), f, indent=2, sort_keys=True)
+
+
+def load_trained_clip(directory: str) -> TrainedClip | None:
+    """The clip record of a local checkpoint directory; None when it has none (older or untrained checkpoints).
+
+    Raises:
+        ValueError: the record exists but cannot be read (the message names the file).
+    """
+    path = os.path.join(directory, CLIP_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return TrainedClip.from_dict(json.load(f))
+    except (OSError, TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: unreadable clip record ({type(e).__name__}: {e})") from e
