@@ -197,9 +197,10 @@ def propagate_cases(model, cases: list[Case], *, num_steps: int = 4, guidance_sc
     for case in cases:
         t, h, w = case.shape
         if case.shape not in propagators:
+            # composite "none": validation scores the model's own frames, not the composite around them
             propagators[case.shape] = Propagator(model, PropagationConfig(
                 working_area=h * w, window=t, overlap=1, num_steps=num_steps, guidance=guidance_scale, seed=seed,
-                device=device))
+                device=device, composite="none"))
         result = propagators[case.shape].run(case.original, case.target[0], case.prompt, task_id_for(case.task, trained_tasks))
         yield case, result.frames, result.mask
 

@@ -6,8 +6,9 @@
 ``--cases`` runs a procedural world's benchmark cases (the DAG's propagate stage): the manifest is built
 from ``<world>/cases`` and kept as ``<output>/_manifest.jsonl``.
 
-Writes ``<output>/<id>.mp4`` and ``<id>_mask.mp4`` per row (``<id>_track.mp4`` for colour fill),
-skips rows already done, records bad rows with their reason, and ends with ``<output>/_summary.json``.
+Writes ``<output>/<id>.mp4`` and ``<id>_mask.mp4`` (the edit region) per row (``<id>_track.mp4`` for colour
+fill; ``<id>_raw.mp4`` and ``<id>_mpd.mp4`` with ``write_raw``), skips rows already done, records bad rows with
+a one-line reason, logs rows done / total with an ETA, and ends with ``<output>/_summary.json``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class PropagateJobConfig:
         actors (int, default 1): actor-pool size (one model per actor).
         num_cpus_per_actor (float, default 0.5): CPUs per actor.
         num_gpus_per_actor (float, default 1.0): GPUs per actor where the cluster has GPUs.
-        decode_timeout_s (float, default 120): per-video decode timeout.
+        decode_timeout_s (float, default 120): the longest wait for one decoded frame.
+        write_raw (bool, default False): also write each row's model output without the composite
+            (``<id>_raw.mp4``) and the MPD's mask (``<id>_mpd.mp4``), which evaluation scores beside the composite.
     """
 
     model: str | None = None
@@ -48,10 +51,26 @@ class PropagateJobConfig:
     num_cpus_per_actor: float = 0.5
     num_gpus_per_actor: float = 1.0
     decode_timeout_s: float = 120.0
+    write_raw: bool = False
 
     @classmethod
     def tiny(cls) -> "PropagateJobConfig":
         return cls(propagation=PropagationConfig.tiny())
+
+
+def _window(config: PropagateJobConfig) -> int:
+    """The window the rows will run with (for their declared memory): the configured one, else the checkpoint's."""
+    if config.propagation.window or not config.model:
+        return config.propagation.window
+    from genprop.models.trained_clip import CLIP_NAME, TrainedClip
+
+    url = storage.join(config.model, CLIP_NAME)
+    if not storage.exists(url):
+        return 0
+    try:
+        return TrainedClip.from_dict(json.loads(storage.read_text(url))).frames
+    except (TypeError, ValueError, KeyError):
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     # 2. the actor pool
     results += propagate_rows(todo, model_url=config.model, config=config.propagation, output=args.output,
                               actors=config.actors, num_cpus=config.num_cpus_per_actor,
-                              num_gpus=config.num_gpus_per_actor, decode_timeout_s=config.decode_timeout_s)
+                              num_gpus=config.num_gpus_per_actor, decode_timeout_s=config.decode_timeout_s,
+                              write_raw=config.write_raw, window=_window(config),
+                              echo=lambda line: print(line, file=sys.stderr, flush=True))
     # 3. summary
     order = {r["id"]: i for i, r in enumerate(rows)}
     results.sort(key=lambda r: order.get(r["id"], len(order)))

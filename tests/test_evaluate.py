@@ -14,7 +14,7 @@ from genprop import storage, video
 from genprop.datasets.procedural import WorldConfig, write_world
 from genprop.propagation.tracking import write_mask_video
 
-METHODS = ["genprop", "identity", "flow_warp", "track_inpaint"]
+METHODS = ["genprop", "genprop_raw", "identity", "flow_warp", "track_inpaint"]
 METRICS = ["psnr_m", "psnr_gt", "ssim_gt", "psnr_effect", "clip_t", "clip_i", "iou"]
 
 
@@ -51,7 +51,7 @@ def test_evaluate_job_metrics_and_report(world, tmp_path):
     assert set(data) == {"cases", "summary"}
     assert sorted(data["summary"]) == sorted(METHODS)
     assert all(list(v) == METRICS for v in data["summary"].values())
-    assert len(data["cases"]) == 5 * 4
+    assert len(data["cases"]) == 5 * len(METHODS)
     for row in data["cases"]:
         assert list(row) == ["id", "task", "method", *METRICS]
     by = {(r["task"], r["method"]): r for r in data["cases"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction
 
@@ -14,7 +15,7 @@ from genprop.errors import DataError
 from genprop.models import GenPropConfig, GenPropModel
 from genprop.propagation import PropagationConfig, Propagator, task_id
 from genprop.propagation import memory
-from genprop.propagation.long_video import drift_report, run_windows, window_spans
+from genprop.propagation.long_video import drift_report, stream_windows, window_spans
 from genprop.propagation.resize import FrameMap, working_size
 from genprop.propagation.tracking import painted_colour, read_mask_video, track_mask, write_mask_video
 from genprop.sampling import propagate
@@ -33,7 +34,7 @@ def wan():
 
 
 def test_one_window_is_the_sampler_and_seeded(wan):
-    p = Propagator(wan, PropagationConfig.tiny())
+    p = Propagator(wan, dataclasses.replace(PropagationConfig.tiny(), composite="none"))
     v = _video(9, 32, 32)
     edited = v[0].copy()
     edited[8:20, 8:20] = (255, 0, 0)
@@ -66,7 +67,7 @@ def test_cfg_default_scale_and_override():
         assert set(calls) == {1}
         strong = Propagator(wan, PropagationConfig(working_area=1024, window=9, num_steps=2, guidance=20.0)).run(v, v[0], "a cat")
         assert scales[-1] == 20.0
-        assert not np.array_equal(default.frames, no_cfg.frames) and not np.array_equal(default.frames, strong.frames)
+        assert not np.array_equal(default.raw, no_cfg.raw) and not np.array_equal(default.raw, strong.raw)
     finally:
         bb.prepare, bb.guidance_scale = orig_prepare, orig_scale
 
@@ -95,21 +96,38 @@ def test_window_spans_and_blending():
     assert window_spans(4, 5, 2) == [(0, 4)]
     with pytest.raises(ValueError):
         window_spans(13, 5, 5)
-    seen = []
+    seen, calls = [], []
 
     def sample(src, first, k):  # window k outputs the constant k + 1; records the first frame it got
         seen.append(float(first.mean()))
+        calls.append(src[0, :, 0, 0, 0].tolist())
         t = src.shape[1]
         return torch.full((1, t, 3, 2, 2), float(k + 1)), torch.full((t, 1, 1), float(k + 1))
 
-    video_, mask_, spans = run_windows(sample, torch.zeros(1, 13, 3, 2, 2), torch.full((1, 3, 2, 2), 7.0), 5, 2)
-    assert spans == [(0, 5), (3, 8), (6, 11), (9, 13)]
+    def to_working(items):  # item i -> a (1, t, 3, 2, 2) source whose value is i
+        return torch.tensor(items, dtype=torch.float32).view(1, -1, 1, 1, 1).expand(-1, -1, 3, 2, 2)
+
+    consumed = []
+
+    def frames():  # records how far the stream was read when each window ran
+        for i in range(13):
+            consumed.append(i)
+            yield i
+
+    out = []
+    for fin in stream_windows(sample, frames(), to_working, torch.full((1, 3, 2, 2), 7.0), 5, 2):
+        out.append(fin)
+        assert max(consumed) <= fin.span[1]  # one frame of look-ahead, never the whole video
+    assert [f.span for f in out] == window_spans(13, 5, 2) == [(0, 5), (3, 8), (6, 11), (9, 13)]
+    assert [f.items for f in out] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11, 12]]
+    assert calls == [[0, 1, 2, 3, 4], [3, 4, 5, 6, 7], [6, 7, 8, 9, 10], [9, 10, 11, 12]]
     # window 0 starts from the edited frame; window k from the generated frame s_k (blended output so far)
     assert seen[0] == 7.0 and seen[1] == 1.0 and seen[2] == 2.0  # frame 6: past window 1's overlap
-    v = video_[0, :, 0, 0, 0]
+    v = torch.cat([f.video[:, 0, 0, 0] for f in out])
     assert v[:3].tolist() == [1, 1, 1]
     assert v[3].item() == pytest.approx(1 * 2 / 3 + 2 * 1 / 3) and v[4].item() == pytest.approx(1 / 3 + 2 * 2 / 3)
-    assert v[5].item() == 2 and v[12].item() == 4 and mask_[12, 0, 0].item() == 4
+    assert v[5].item() == 2 and v[12].item() == 4 and out[-1].mask[-1, 0, 0].item() == 4
+    assert torch.cat([f.source[:, 0, 0, 0] for f in out]).tolist() == list(range(13))
 
 
 def test_drift_report():
@@ -133,20 +151,74 @@ def test_odd_size_and_long_video_keep_frames_fps_size(tmp_path, kind, kwargs):
     masks.write_image(str(tmp_path / "edit.png"), edited)
     p = Propagator(model, PropagationConfig(working_area=1024, window=5, overlap=2, num_steps=2,
                                             decode_chunk_frames=2))
-    r = p.run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"), "x", task=3)
-    assert r.frames.shape == (13, 33, 47, 3) and r.mask.shape == (13, 33, 47) and r.track_mask.shape == (13, 33, 47)
-    assert len(r.drift["windows"]) == 4 and all(w["psnr_m"] is None or w["psnr_m"] > 0 for w in r.drift["windows"])
-    r.write(str(tmp_path / "out.mp4"), mask_out=str(tmp_path / "mask.mp4"), track_out=str(tmp_path / "track.mp4"))
-    for name in ("out.mp4", "mask.mp4", "track.mp4"):
-        info = video.probe(str(tmp_path / name))
+    outs = {n: str(tmp_path / f"{n}.mp4") for n in ("out", "mask", "track", "raw", "mpd")}
+    stats = p.run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"), outs["out"], prompt="x", task=3,
+                        mask_out=outs["mask"], track_out=outs["track"], raw_out=outs["raw"], mpd_out=outs["mpd"])
+    assert stats["frames"] == 13 and stats["windows"] == 4 and stats["region_source"] == "diff"
+    assert all(w["psnr_m"] is None or w["psnr_m"] > 0 for w in stats["drift"]["windows"])
+    for url in outs.values():
+        info = video.probe(url)
         assert (info.num_frames, info.height, info.width, info.fps) == (13, 33, 47, fps)
+    # the same frames as the in-memory run (same windows, same seeds), through the encoder
+    from genprop.video_stream import VideoReader
+
+    with VideoReader(str(tmp_path / "in.mp4")) as r:
+        mem = p.run(np.stack([f.image for f in r]), edited, "x", task=3)
+    assert np.array_equal(read_mask_video(outs["mask"]), mem.region)
+    assert np.array_equal(read_mask_video(outs["track"]), mem.track_mask)
+    assert mem.frames.shape == (13, 33, 47, 3) and mem.mask.shape == (13, 33, 47)
 
 
 def test_edited_frame_size_mismatch_is_a_clear_error(tmp_path, wan):
     video.encode(_video(5, 32, 32), str(tmp_path / "in.mp4"), 12)
     masks.write_image(str(tmp_path / "edit.png"), np.zeros((30, 32, 3), np.uint8))
     with pytest.raises(DataError, match=r"edit.png: size mismatch: the edited first frame is 32x30 but the video"):
-        Propagator(wan, PropagationConfig.tiny()).run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"))
+        Propagator(wan, PropagationConfig.tiny()).run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"),
+                                                            str(tmp_path / "out.mp4"))
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_window_over_the_models_capacity_is_one_line(wan):
+    from genprop.propagation import ModelLimitError
+
+    # the tiny Wan's rotary table holds 32 positions per axis: 32 frames with the pixel-unshuffle map
+    with pytest.raises(ModelLimitError, match=r"^window 33 is over the model's limit of 32 frames: its positional "
+                                              r"table holds 32; pass --window 32 or less$"):
+        Propagator(wan, PropagationConfig(window=33))
+    with pytest.raises(ModelLimitError, match="working size .* is over the model's limit of 256x256"):
+        Propagator(wan, PropagationConfig(working_area=512 * 512)).frame_map(720, 1280)
+    assert Propagator(wan).window == 32  # no clip record: the backbone's 81, within its capacity
+
+
+def test_window_and_working_size_come_from_the_checkpoint(tmp_path, wan):
+    from genprop.models.trained_clip import trained_clip
+    from genprop.propagation.propagate import load_model
+
+    wan.save_pretrained(str(tmp_path / "ckpt"), trained_clip=trained_clip(wan.backbone, 7, 16, 48, "12"))
+    model = load_model(str(tmp_path / "ckpt"))
+    assert model.trained_clip.frames == 7 and model.trained_clip.capacity.max_frames == 32
+    p = Propagator(model)
+    assert p.window == 7 and p.frame_map(720, 1280).work_size == (24, 40)  # 16 * 48 pixels, 16:9 kept
+    assert Propagator(model, PropagationConfig(window=12)).window == 12
+
+
+def test_rgb_lossless_output_writes_the_frames_exactly(tmp_path, wan):
+    frames = _video(6, 32, 32, seed=3)
+    from genprop.video_stream import VideoReader
+
+    video.encode(frames, str(tmp_path / "in.mp4"), 12)
+    with VideoReader(str(tmp_path / "in.mp4")) as r:
+        decoded = np.stack([f.image for f in r])  # what the propagator reads
+    edited = decoded[0].copy()
+    edited[4:12, 4:12] = (255, 0, 0)
+    masks.write_image(str(tmp_path / "edit.png"), edited)
+    cfg = dataclasses.replace(PropagationConfig.tiny(), window=5, output_mode="rgb-lossless")
+    p = Propagator(wan, cfg)
+    p.run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"), str(tmp_path / "out.mp4"))
+    mem = p.run(decoded, edited)
+    with VideoReader(str(tmp_path / "out.mp4")) as r:
+        written = np.stack([f.image for f in r])
+    assert np.array_equal(written, mem.frames)
 
 
 def test_tracking_reads_the_painted_change_and_mask_videos(tmp_path):
@@ -178,19 +250,6 @@ def test_tracking_reads_the_painted_change_and_mask_videos(tmp_path):
     assert np.abs(back - soft).max() < 3 / 255  # soft MPD values survive (lossless, up to YUV rounding)
 
 
-def test_lossless_output_writes_the_frames_as_generated(tmp_path):
-    from genprop.propagation.propagate import PropagationResult
-
-    frames = _video(4, 32, 32, seed=3)
-    result = PropagationResult(frames=frames, mask=np.zeros((4, 32, 32), np.float32), track_mask=None,
-                               work_size=(32, 32), drift={}, peak_memory={}, fps=Fraction(12))
-    result.write(str(tmp_path / "lossless.mp4"), lossless=True)
-    result.write(str(tmp_path / "default.mp4"))
-    err = {n: np.abs(video.decode(str(tmp_path / f"{n}.mp4")).astype(int) - frames).mean()
-           for n in ("lossless", "default")}
-    assert err["lossless"] < 0.5 < err["default"]  # random frames: H.264 at CRF 12 in yuv420p loses their chroma
-
-
 def test_memory_controls_bf16_tiling_offload():
     model = GenPropModel(GenPropConfig.tiny("wan", latent_map="vae", encoders=True))
     v = _video(5, 32, 32)
@@ -199,9 +258,9 @@ def test_memory_controls_bf16_tiling_offload():
     assert model.backbone.latent_map.vae.use_tiling
     model.backbone.latent_map.vae.use_tiling = False
     bf16 = Propagator(model, PropagationConfig(working_area=1024, window=5, num_steps=2, dtype="bfloat16")).run(v, v[0])
-    assert bf16.frames.shape == base.frames.shape and not np.array_equal(bf16.frames, base.frames)
+    assert bf16.raw.shape == base.raw.shape and not np.array_equal(bf16.raw, base.raw)
     off = Propagator(model, PropagationConfig(working_area=1024, window=5, num_steps=2, cpu_offload=True)).run(v, v[0])
-    assert np.array_equal(off.frames, base.frames)  # on the CPU offload is a no-op: same numbers
+    assert np.array_equal(off.raw, base.raw)  # on the CPU offload is a no-op: same numbers
     groups = memory.offload_groups(model)
     assert groups["denoiser"][0] is model.backbone.transformer and groups["latent_map"] == [model.backbone.latent_map]
     assert tiled.window == 5
@@ -297,3 +356,48 @@ def test_cfg_runs_the_sce_once_and_shares_it(kind, kwargs):
     assert sce_rows[0] * 2 == sce_rows[1]  # half the rows through the SCE
     torch.testing.assert_close(shared[1:], separate[1:], rtol=1e-4, atol=1e-5)
     assert (shared[:1] - separate[:1]).abs().max() > 1e-4
+
+
+def test_diff_region_follows_the_edit_and_drops_unconnected_error():
+    from genprop.propagation.composite import DiffRegion
+
+    src = np.full((5, 12, 20, 3), 100, np.uint8)
+    gen = src.copy()
+    first = np.zeros((12, 20), bool)
+    first[4:7, 2:5] = True
+    for t in range(1, 5):  # the edit moves one pixel right per frame; a model error sits far away from t = 2 on
+        gen[t, 4:7, 2 + t:5 + t] = 200
+        if t >= 2:
+            gen[t, 0:2, 17:20] = 160
+    d = DiffRegion(threshold=24, dilate=0, reach=1)
+    assert np.array_equal(d.first(first), first)
+    for t in range(1, 5):
+        region = d.next(gen[t], src[t])
+        want = np.zeros((12, 20), bool)
+        want[4:7, 2 + t:5 + t] = True
+        assert np.array_equal(region, want), t  # the moving edit, and not the error
+    assert not DiffRegion(24, 1).first(np.zeros((12, 20), bool)).any()  # the null edit: no region at all
+
+
+def test_compositor_keeps_the_input_outside_the_region_and_its_seam():
+    from genprop.propagation.composite import Compositor
+
+    rng = np.random.default_rng(0)
+    native = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    generated = np.full((9, 16, 3), 250, np.uint8)
+    comp = Compositor((90, 160), (9, 16), feather_px=6)
+    work = np.zeros((9, 16), bool)
+    work[3:5, 6:9] = True
+    region = comp.upsample_region(work)
+    assert region.any() and region.mean() < 0.1
+    out = comp(native, generated, region)
+    grown = cv2_dilate(region, 6)
+    assert np.array_equal(out[~grown], native[~grown])  # the input's own pixels beyond the seam
+    assert (out[region] == 250).all()  # the generated layer in full inside the region
+    assert comp(native, generated, np.zeros((90, 160), bool)) is native  # an empty region: the input itself
+
+
+def cv2_dilate(mask, px):
+    import cv2
+
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)) > 0

@@ -1,6 +1,8 @@
-"""Propagation: carry a first-frame edit through a video (windows, faithful output, tracking, memory)."""
+"""Propagation: carry a first-frame edit through a video (streamed windows, native-resolution composite, tracking)."""
 
 from genprop.propagation.config import TASK_IDS, PropagationConfig, task_id
-from genprop.propagation.propagate import PropagationResult, Propagator, load_model
+from genprop.propagation.outputs import PropagationResult
+from genprop.propagation.propagate import ModelLimitError, Propagator, load_model
 
-__all__ = ["TASK_IDS", "PropagationConfig", "PropagationResult", "Propagator", "load_model", "task_id"]
+__all__ = ["TASK_IDS", "ModelLimitError", "PropagationConfig", "PropagationResult", "Propagator", "load_model",
+           "task_id"]

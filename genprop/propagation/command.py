@@ -8,7 +8,7 @@ import json
 import sys
 
 from genprop.errors import GenPropError
-from genprop.propagation.config import TASK_IDS, PropagationConfig, task_id
+from genprop.propagation.config import COMPOSITES, OUTPUT_MODES, TASK_IDS, PropagationConfig, task_id
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,39 +23,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the backbone's)")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the backbone's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output mp4 URL (input's frame count, fps and size)")
-    p.add_argument("--mask-out", default=None, help="MPD mask video URL")
+    p.add_argument("--out", required=True, help="output mp4 URL (the input's frames, timestamps, size, colour tags, "
+                                                "rotation and audio)")
+    p.add_argument("--mask-out", default=None, help="the edit region per frame as a grey mask video (255 = edited)")
     p.add_argument("--track-out", default=None, help="colour-segmentation mask video URL (--task track)")
-    p.add_argument("--window", type=int, default=0, help="frames per window (0: the backbone's clip length)")
+    p.add_argument("--raw-out", default=None, help="the model's frames upsampled, without the composite")
+    p.add_argument("--mpd-out", default=None, help="the MPD's soft mask video")
+    p.add_argument("--composite", default="auto", choices=list(COMPOSITES),
+                   help="outside the edit keep the input's own pixels, with the edit region from the model's "
+                        "frames (diff) or its MPD (mpd; auto: the MPD where the checkpoint's validation shows it "
+                        "better); none: the model's frames upsampled")
+    p.add_argument("--window", type=int, default=0,
+                   help="frames per window (0: the length the model was trained on)")
     p.add_argument("--overlap", type=int, default=2, help="frames shared by consecutive windows")
-    p.add_argument("--working-area", type=int, default=0, help="working pixels (0: the backbone's)")
+    p.add_argument("--working-area", type=int, default=0,
+                   help="working pixels, aspect kept (0: the area the model was trained at)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--decode-chunk-frames", type=int, default=8)
     p.add_argument("--vae-tiling", action="store_true")
     p.add_argument("--cpu-offload", action="store_true")
     p.add_argument("--device", default="auto")
-    p.add_argument("--lossless-output", action="store_true",
-                   help="write the propagated video losslessly (qp 0, yuv444p) instead of at CRF 12")
+    p.add_argument("--output-mode", default="crf", choices=list(OUTPUT_MODES),
+                   help="crf: H.264 at --crf; lossless: qp 0 yuv444p; rgb-lossless: libx264rgb qp 0 (exact RGB)")
+    p.add_argument("--crf", type=int, default=12, help="x264 CRF of --output-mode crf")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def propagate_command(args: argparse.Namespace) -> int:
-    """Run ``genprop propagate``; prints one JSON line (outputs, sizes, drift, peak memory)."""
+    """Run ``genprop propagate``; progress on stderr, then one JSON line (outputs, geometry, drift, peak memory)."""
     from genprop.propagation.propagate import Propagator, load_model
 
     try:
         config = PropagationConfig(working_area=args.working_area, window=args.window, overlap=args.overlap,
                                    num_steps=args.steps, guidance=args.guidance, seed=args.seed, dtype=args.dtype,
                                    decode_chunk_frames=args.decode_chunk_frames, vae_tiling=args.vae_tiling,
-                                   cpu_offload=args.cpu_offload, device=args.device,
-                                   lossless_output=args.lossless_output)
+                                   cpu_offload=args.cpu_offload, device=args.device, output_mode=args.output_mode,
+                                   crf=args.crf, composite=args.composite)
         propagator = Propagator(load_model(args.model), config)
-        result = propagator.run_files(args.video, args.edited_first_frame, args.prompt, task_id(args.task))
-        result.write(args.out, mask_out=args.mask_out, track_out=args.track_out, lossless=config.lossless_output)
+        stats = propagator.run_files(args.video, args.edited_first_frame, args.out, prompt=args.prompt,
+                                     task=task_id(args.task), seed=args.seed, mask_out=args.mask_out,
+                                     raw_out=args.raw_out, mpd_out=args.mpd_out, track_out=args.track_out,
+                                     progress=True, quiet=args.quiet)
     except (GenPropError, ValueError) as e:
         print(f"genprop propagate: {e}", file=sys.stderr)
         return 2
-    t, h, w = result.frames.shape[:3]
-    print(json.dumps({"out": args.out, "mask_out": args.mask_out, "frames": t, "height": h, "width": w,
-                      "fps": str(result.fps), "work_size": list(result.work_size), "drift": result.drift,
-                      "peak_memory": result.peak_memory, "config": dataclasses.asdict(config)}))
+    print(json.dumps({"out": args.out, "mask_out": args.mask_out, "window": propagator.window, **stats,
+                      "config": dataclasses.asdict(config)}))
     return 0

@@ -11,6 +11,8 @@ from genprop.propagation.tracking import EDIT_DIFF_THRESHOLD
 # default embedding, as "auto".
 TASK_IDS = {"auto": 0, "edit": 0, "insert": 1, "remove": 2, "track": 3}
 TRACK_TASK_ID = TASK_IDS["track"]
+OUTPUT_MODES = ("crf", "lossless", "rgb-lossless")
+COMPOSITES = ("auto", "diff", "mpd", "none")
 
 
 def task_id(task: str) -> int:
@@ -33,8 +35,10 @@ class PropagationConfig:
     """How to propagate: working size, windows, sampling and memory controls.
 
     Args:
-        working_area (int, default 0): pixels of the working frame (aspect kept); 0 = the backbone's own.
-        window (int, default 0): frames per window; 0 = the backbone's clip length (Wan 81, SVD its U-Net's).
+        working_area (int, default 0): pixels of the working frame (aspect kept); 0 = the area of the frames the
+            checkpoint was trained at (``genprop_clip.json``), else the backbone's own.
+        window (int, default 0): frames per window; 0 = the checkpoint's training clip length, else the backbone's
+            clip length (Wan 81, SVD its U-Net's), at most its positional capacity.
         overlap (int, default 2): frames shared by consecutive windows (blended linearly).
         num_steps (int | None, default None): denoising steps; None = the backbone's default.
         guidance (float | None, default None): CFG scale; None = the backbone's default (Wan 5, SVD ramp 1-3).
@@ -49,9 +53,20 @@ class PropagationConfig:
         track_threshold (int, default 24): max-channel change from the source that a tracked pixel needs
             (``propagation.tracking.painted_change``; 24 is what counts as edited in the first frame).
         mask_threshold (float, default 0.5): MPD mask value that counts as "edited" (drift, mask videos).
-        lossless_output (bool, default False): write the propagated video losslessly (qp 0, yuv444p) instead of
-            at CRF 12; for evaluation, where the codec's loss would be scored as the model's (at 32x32 it cost
-            the procedural GenProp 3 dB and 0.14 tracking IoU).
+        output_mode (str, default "crf"): how the propagated video is encoded: "crf" (H.264 at ``crf``, the input's
+            colour tags), "lossless" (qp 0, yuv444p: off by up to 2 levels from RGB rounding) or "rgb-lossless"
+            (libx264rgb qp 0: the RGB frames exactly). Evaluation writes losslessly, where the codec's loss would
+            be scored as the model's (at 32x32 it cost the procedural GenProp 3 dB and 0.14 tracking IoU).
+        crf (int, default 12): x264 constant rate factor of the "crf" mode.
+        composite (str, default "auto"): the output outside the edit. "none": the model's frames upsampled to the
+            input size. Otherwise the input's own pixels outside a per-frame edit region and the generated content
+            inside, with a feathered seam (``propagation.composite``); the region comes from "diff" (where the
+            generated frames differ from the source at the working size) or "mpd" (the MPD's mask); "auto" takes
+            the MPD where the checkpoint records a validation IoU for it above the diff region's, else "diff".
+        region_threshold (int, default 24): max-channel difference (0-255) from the source at the working size
+            that puts a working pixel in the "diff" region (:data:`EDIT_DIFF_THRESHOLD`, the first frame's rule).
+        region_dilate (int, default 1): working pixels the region grows by (covers pixels the edit touches in part).
+        feather_px (int, default 6): width in input pixels of the seam's blend, outside the region (<= 8).
     """
 
     working_area: int = 0
@@ -67,7 +82,12 @@ class PropagationConfig:
     device: str = "auto"
     track_threshold: int = EDIT_DIFF_THRESHOLD
     mask_threshold: float = 0.5
-    lossless_output: bool = False
+    output_mode: str = "crf"
+    crf: int = 12
+    composite: str = "auto"
+    region_threshold: int = EDIT_DIFF_THRESHOLD
+    region_dilate: int = 1
+    feather_px: int = 6
 
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16"):
@@ -76,6 +96,13 @@ class PropagationConfig:
             raise ValueError(f"overlap ({self.overlap}) must be smaller than the window ({self.window})")
         if self.overlap < 1:
             raise ValueError(f"overlap must be >= 1 (a window starts from a generated frame), got {self.overlap}")
+        if self.output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {self.output_mode!r}")
+        if self.composite not in COMPOSITES:
+            raise ValueError(f"composite must be one of {COMPOSITES}, got {self.composite!r}")
+        if not 0 <= self.feather_px <= 8 or self.region_dilate < 0 or not 0 <= self.region_threshold <= 255:
+            raise ValueError(f"need 0 <= feather_px <= 8, region_dilate >= 0 and 0 <= region_threshold <= 255; got "
+                             f"{self.feather_px}, {self.region_dilate}, {self.region_threshold}")
         if self.decode_chunk_frames < 1:
             raise ValueError(f"decode_chunk_frames must be >= 1, got {self.decode_chunk_frames}")
 

@@ -2,7 +2,8 @@
 
 Window k covers frames [s_k, e_k) with s_{k+1} = e_k - overlap. Window 0 gives G the edited first
 frame; window k > 0 gives G the generated frame s_k (the first frame of the overlap, already
-produced by window k - 1), and gives the SCE the original frames [s_k, e_k), re-encoded. In the
+produced by window k - 1), and gives the SCE the original frames [s_k, e_k), re-encoded. Frames
+stream through (:func:`stream_windows`): only one window and its overlap are held at a time. In the
 overlap both windows have a frame; they are blended with linear weights (j + 1) / (overlap + 1)
 for the new window, so frame s_k keeps mostly the earlier window and the hand-over is smooth.
 Drift: PSNR_m (outside the predicted edit region) of each window's output against the original.
@@ -10,7 +11,8 @@ Drift: PSNR_m (outside the predicted edit region) of each window's output agains
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -46,36 +48,82 @@ def window_spans(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
 WindowSampler = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
-def run_windows(sample: WindowSampler, source: torch.Tensor, first_frame: torch.Tensor, window: int,
-                overlap: int) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
-    """Propagate over overlapping windows.
+@dataclass
+class FinishedFrames:
+    """Frames a window finished (blended with the previous window where they overlap), in order.
+
+    Attributes:
+        window (int): the window's index. start (int): the index of the first frame here.
+        items (list): the input items of these frames (what the frame iterator gave: e.g. decoded frames).
+        source (Tensor): (m, 3, h, w) their working-size source frames in [-1, 1].
+        video (Tensor): (m, 3, h, w) the generated frames. mask (Tensor): (m, h', w') the MPD's mask.
+        span (tuple[int, int]): the window's own [start, end).
+    """
+
+    window: int
+    start: int
+    items: list
+    source: torch.Tensor
+    video: torch.Tensor
+    mask: torch.Tensor
+    span: tuple[int, int]
+
+
+def stream_windows(sample: WindowSampler, items: Iterable, to_working: Callable[[list], torch.Tensor],
+                   first_frame: torch.Tensor, window: int, overlap: int) -> Iterator[FinishedFrames]:
+    """Propagate over overlapping windows of a frame stream, holding one window (and its overlap) at a time.
+
+    The windows are :func:`window_spans`'s for the stream's length, found as the stream is read (one frame of
+    look-ahead tells the last window). Window k's last ``overlap`` frames are held back until window k + 1 has
+    blended them; every other frame is yielded as soon as its window is done.
 
     Args:
         sample (WindowSampler): samples one window.
-        source (Tensor): (1, T, 3, h, w) the original video at the working size.
-        first_frame (Tensor): (1, 3, h, w) the edited first frame.
+        items (Iterable): the input frames in order (any objects ``to_working`` takes).
+        to_working (callable): a list of items -> (1, t, 3, h, w) working-size source in [-1, 1].
+        first_frame (Tensor): (1, 3, h, w) the edited first frame (G's first frame of window 0).
         window (int), overlap (int): see :func:`window_spans`.
-
-    Returns:
-        (video (1, T, 3, h, w), mask (T, h', w'), spans).
     """
-    t = source.shape[1]
-    spans = window_spans(t, window, overlap)
-    video, mask = None, None
-    for k, (s, e) in enumerate(spans):
-        first = first_frame if k == 0 else video[:, s]
-        out, m = sample(source[:, s:e], first, k)
-        if k == 0:
-            video = out.new_zeros((1, t, *out.shape[2:]))
-            mask = m.new_zeros((t, *m.shape[1:]))
-            video[:, s:e], mask[s:e] = out, m
-            continue
-        n = spans[k - 1][1] - s  # frames shared with the previous window
-        w = torch.arange(1, n + 1, dtype=out.dtype) / (n + 1)  # weight of the new window
-        video[:, s:s + n] = (1 - w.view(1, n, 1, 1, 1)) * video[:, s:s + n] + w.view(1, n, 1, 1, 1) * out[:, :n]
-        mask[s:s + n] = (1 - w.view(n, 1, 1)) * mask[s:s + n] + w.view(n, 1, 1) * m[:n]
-        video[:, s + n:e], mask[s + n:e] = out[:, n:], m[n:]
-    return video, mask, spans
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    it = iter(items)
+    held: list = []  # items of frames carried from the previous window (its overlap)
+    held_src = held_out = held_mask = None
+    start, k = 0, 0
+    ahead = next(it, _END)
+    if ahead is _END:
+        raise ValueError("the video has no frames")
+    while True:
+        new = []
+        while len(held) + len(new) < window and ahead is not _END:
+            new.append(ahead)
+            ahead = next(it, _END)
+        last = ahead is _END
+        if not last and not 1 <= overlap < window:
+            raise ValueError(f"overlap must be in [1, window), got {overlap} with window {window}")
+        src_new = to_working(new)[0]  # (t_new, 3, h, w)
+        src = src_new if not held else torch.cat([held_src, src_new])
+        first = first_frame if k == 0 else held_out[:1]  # (1, 3, h, w)
+        out, m = sample(src[None], first, k)
+        out = out[0]
+        n = len(held)
+        if n:  # blend the overlap: the new window's weight (j + 1) / (n + 1)
+            w = torch.arange(1, n + 1, dtype=out.dtype) / (n + 1)
+            out = torch.cat([(1 - w.view(n, 1, 1, 1)) * held_out + w.view(n, 1, 1, 1) * out[:n], out[n:]])
+            m = torch.cat([(1 - w.view(n, 1, 1)) * held_mask + w.view(n, 1, 1) * m[:n], m[n:]])
+        frames = held + new
+        keep = 0 if last else overlap  # frames held for the next window
+        done = len(frames) - keep
+        yield FinishedFrames(window=k, start=start, items=frames[:done], source=src[:done], video=out[:done],
+                             mask=m[:done], span=(start, start + len(frames)))
+        if last:
+            return
+        held, held_src, held_out, held_mask = frames[done:], src[done:], out[done:], m[done:]
+        start += done
+        k += 1
+
+
+_END = object()
 
 
 def drift_report(output: np.ndarray, original: np.ndarray, edit_mask: np.ndarray,

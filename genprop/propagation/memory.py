@@ -80,20 +80,56 @@ def stage(model, names: tuple[str, ...], device: torch.device, cpu_offload: bool
         torch.cuda.empty_cache()
 
 
-def reset_peak(device: torch.device) -> None:
-    """Start a new peak-memory measurement (CUDA; the CPU's peak RSS cannot be reset)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux: writing 5 to /proc/self/clear_refs resets VmHWM); False if it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
-def peak_memory(device: torch.device) -> dict:
-    """The peak memory: CUDA ``max_memory_allocated`` on a GPU, else this process's peak RSS.
+def _peak_rss_bytes() -> tuple[int, bool]:
+    """(peak RSS in bytes, whether it is the peak since the last reset) — VmHWM, else getrusage's lifetime peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024, True
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return int(rss if sys.platform == "darwin" else rss * 1024), False
+
+
+def reset_peak(device: torch.device) -> bool:
+    """Start a new peak-memory measurement (one row of a batch): CUDA's peak stats, and the process's peak RSS.
 
     Returns:
-        {"device": "cuda:0" | "cpu", "kind": "cuda_max_allocated" | "peak_rss", "bytes": int}.
+        whether the CPU's peak RSS was reset (False where /proc/self/clear_refs is not writable: the peak is then
+        the process's lifetime peak, and :func:`peak_memory` says so).
     """
     if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return _reset_peak_rss()
+
+
+def peak_memory(device: torch.device, since_reset: bool = True) -> dict:
+    """The peak memory since :func:`reset_peak`: CUDA ``max_memory_allocated`` on a GPU, and the peak RSS.
+
+    Args:
+        device (torch.device): the run's device.
+        since_reset (bool, default True): what :func:`reset_peak` returned (False: the RSS is the lifetime peak).
+
+    Returns:
+        {"device": "cuda:0" | "cpu", "kind": "cuda_max_allocated" | "peak_rss" | "process_peak_rss",
+        "bytes": int (the device's peak on a GPU, else the RSS), "rss_bytes": int}; "process_peak_rss" marks an
+        RSS that could not be reset (the process's running maximum).
+    """
+    rss, hwm = _peak_rss_bytes()
+    kind = "peak_rss" if hwm and since_reset else "process_peak_rss"
+    if device.type == "cuda":
         return {"device": str(device), "kind": "cuda_max_allocated",
-                "bytes": int(torch.cuda.max_memory_allocated(device))}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return {"device": "cpu", "kind": "peak_rss", "bytes": int(rss if sys.platform == "darwin" else rss * 1024)}
+                "bytes": int(torch.cuda.max_memory_allocated(device)), "rss_bytes": rss}
+    return {"device": "cpu", "kind": kind, "bytes": rss, "rss_bytes": rss}

@@ -1,10 +1,13 @@
-"""Single-video propagation on the model's sampler, with faithful output and long-video windows.
+"""Single-video propagation on the model's sampler: streamed window by window, composited at the input's size.
 
 The edited first frame goes to G, the original video to the SCE, with the task embedding and the
 prompt; classifier-free guidance at the backbone's default scale unless set; the same seed gives
 the same output. One window is exactly ``genprop.sampling.propagate`` (same calls, same order of
-random draws); this module adds the working-size map, windows, the MPD mask (read off the last
-denoising step), tracking output, memory controls and peak memory.
+random draws). Around it: the working size and window come from the checkpoint
+(``genprop_clip.json``: the trained clip) and are checked against the backbone's positional
+capacity before anything is decoded; frames stream from the decoder through the windows
+(``long_video.stream_windows``) into the composite (``composite``) and the writers (``outputs``),
+so only one window and its overlap are held at the input's resolution, whatever the length.
 """
 
 from __future__ import annotations
@@ -12,64 +15,32 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
-from fractions import Fraction
+import time
 
 import numpy as np
 import torch
 
-from genprop import masks, storage, video
-from genprop.errors import DataError
+from genprop import masks, metrics, storage
+from genprop.errors import DataError, GenPropError
 from genprop.models.flow_anchor import with_flow_anchor
+from genprop.models.trained_clip import PositionalCapacity, positional_capacity
 from genprop.propagation import memory
+from genprop.propagation.composite import Compositor, DiffRegion
 from genprop.propagation.config import TRACK_TASK_ID, PropagationConfig
-from genprop.propagation.long_video import drift_report, run_windows
-from genprop.propagation.resize import FrameMap
-from genprop.propagation.tracking import track_mask, write_mask_video
+from genprop.propagation.long_video import stream_windows, window_spans
+from genprop.propagation.outputs import ArraySink, FileSink, OutputFrame, PropagationResult
+from genprop.propagation.progress import Progress
+from genprop.propagation.resize import FrameMap, to_uint8
+from genprop.propagation.tracking import edit_region, painted_change, painted_colour
 from genprop.sampling import sample_latents
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ModelLimitError", "PropagationResult", "Propagator", "load_model"]
 
-@dataclass
-class PropagationResult:
-    """What :meth:`Propagator.run` returns (everything at the input's size).
 
-    Attributes:
-        frames (np.ndarray): (T, H, W, 3) uint8 the propagated video.
-        mask (np.ndarray): (T, H, W) float32 in [0, 1], the MPD's mask upsampled from the latent grid.
-        track_mask (np.ndarray | None): (T, H, W) bool, the painted change segmented (colour-fill task only).
-        work_size (tuple[int, int]): the (h, w) the model ran at.
-        drift (dict): per-window PSNR_m and the drift (``long_video.drift_report``).
-        peak_memory (dict): ``memory.peak_memory`` after the run.
-        fps (Fraction | None): the input's frame rate, when read from a file.
-    """
-
-    frames: np.ndarray
-    mask: np.ndarray
-    track_mask: np.ndarray | None
-    work_size: tuple[int, int]
-    drift: dict
-    peak_memory: dict
-    fps: Fraction | None = None
-
-    def write(self, out_url: str, mask_out: str | None = None, track_out: str | None = None,
-              lossless: bool = False) -> None:
-        """Write the video (and mask videos) at the input's fps; each file atomically.
-
-        Args:
-            out_url (str): the propagated video (mp4).
-            mask_out (str | None): the MPD mask video (grey; soft values kept).
-            track_out (str | None): the painted-change mask video (colour-fill task).
-            lossless (bool, default False): the video losslessly (``PropagationConfig.lossless_output``).
-        """
-        if self.fps is None:
-            raise ValueError("no fps: set PropagationResult.fps before writing")
-        if mask_out:
-            write_mask_video(self.mask, mask_out, self.fps)
-        if track_out and self.track_mask is not None:
-            write_mask_video(self.track_mask, track_out, self.fps)
-        video.encode(self.frames, out_url, self.fps, lossless=lossless)  # last: its existence means the row is complete
+class ModelLimitError(GenPropError, ValueError):
+    """A window or working size the model cannot take (its positional capacity); the message names the limit."""
 
 
 class _MaskRecorder:
@@ -95,18 +66,32 @@ def padded_frames(backbone, num_frames: int) -> int:
 
 
 def default_window(backbone) -> int:
-    """The backbone's clip length: Wan 81 frames; SVD its U-Net's ``num_frames`` (SVD-XT 25)."""
+    """The backbone's own clip length: Wan 81 frames; SVD its U-Net's ``num_frames`` (SVD-XT 25)."""
     if backbone.kind == "wan":
         return 81
     return int(backbone.unet.config.num_frames)
+
+
+def _largest_window(backbone, capacity: PositionalCapacity) -> int | None:
+    """The longest window whose padded length fits the capacity (None: unbounded)."""
+    if capacity.max_frames is None:
+        return None
+    n = capacity.max_frames
+    while n > 1 and padded_frames(backbone, n) > capacity.max_frames:
+        n -= 1
+    return n
 
 
 class Propagator:
     """Propagates first-frame edits with one loaded model.
 
     Args:
-        model (GenPropModel): the model (moved to the configured device).
+        model (GenPropModel): the model (moved to the configured device); ``model.trained_clip`` (from the
+            checkpoint's ``genprop_clip.json``) gives the default window and working area.
         config (PropagationConfig): settings (default ``PropagationConfig()``).
+
+    Raises:
+        ModelLimitError: a configured window over the backbone's positional capacity.
     """
 
     def __init__(self, model, config: PropagationConfig | None = None):
@@ -114,15 +99,53 @@ class Propagator:
         self.device = memory.resolve_device(self.config.device)
         self.model = model.eval()
         bb = model.backbone
+        self.clip = getattr(model, "trained_clip", None)
+        self.capacity = positional_capacity(bb)
+        largest = _largest_window(bb, self.capacity)
+        trained = f" (it was trained on clips of {self.clip.frames} frames)" if self.clip else ""
+        if self.config.window:
+            if largest is not None and self.config.window > largest:
+                raise ModelLimitError(f"window {self.config.window} is over the model's limit of {largest} frames: "
+                                      f"its positional table holds {self.capacity.max_frames}{trained}; "
+                                      f"pass --window {largest} or less")
+            self.window = self.config.window
+        else:
+            self.window = self.clip.frames if self.clip else default_window(bb)
+            if largest is not None:
+                self.window = min(self.window, largest)
+        if self.config.overlap >= self.window:
+            raise ModelLimitError(f"overlap {self.config.overlap} must be smaller than the window ({self.window} "
+                                  "frames)")
         if self.config.vae_tiling:
             memory.enable_vae_tiling(bb)
         memory.place(self.model, self.device, self.config.cpu_offload)
-        self.window = self.config.window or default_window(bb)
 
+    # ------------------------------------------------------------------ geometry and region source
     def frame_map(self, height: int, width: int) -> FrameMap:
-        """The working-size map for frames of (height, width)."""
-        return FrameMap.for_backbone(self.model.backbone, height, width, self.config.working_area)
+        """The working-size map for frames of (height, width): the configured area, else the trained frame's.
 
+        Raises:
+            ModelLimitError: a working side over the backbone's positional capacity.
+        """
+        area = self.config.working_area or (self.clip.height * self.clip.width if self.clip else 0)
+        fmap = FrameMap.for_backbone(self.model.backbone, height, width, area)
+        h, w = fmap.work_size
+        cap = self.capacity
+        if (cap.max_height is not None and h > cap.max_height) or (cap.max_width is not None and w > cap.max_width):
+            raise ModelLimitError(f"working size {w}x{h} is over the model's limit of {cap.max_width}x"
+                                  f"{cap.max_height} pixels (its positional table); pass a smaller --working-area")
+        return fmap
+
+    def region_source(self) -> str:
+        """"diff", "mpd" or "none": the configured composite, with "auto" resolved (see ``PropagationConfig``)."""
+        mode = self.config.composite
+        if mode != "auto":
+            return mode
+        iou = (self.clip.region_iou or {}) if self.clip else {}
+        mpd, diff = iou.get("mpd"), iou.get("diff")
+        return "mpd" if mpd is not None and diff is not None and mpd > diff else "diff"
+
+    # ------------------------------------------------------------------ one window
     @torch.no_grad()
     def sample_window(self, source: torch.Tensor, first_frame: torch.Tensor, prompt: str | None, task: int,
                       seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,9 +193,114 @@ class Propagator:
         parts = [bb.decode_latents(latents[:, i:i + chunk]) for i in range(0, latents.shape[1], chunk)]
         return torch.cat(parts, dim=1)[:, :num_frames]
 
+    # ------------------------------------------------------------------ the stream
+    def propagate(self, frames, num_frames: int, edited_first_frame: np.ndarray, sink, prompt: str | None = None,
+                  task: int = 0, seed: int | None = None, progress: Progress | None = None) -> dict:
+        """Propagate the edit through a stream of frames into ``sink``, one window at a time.
+
+        Args:
+            frames (Iterable): the input frames in order: (H, W, 3) uint8 arrays, or objects with ``.image``
+                (and ``.pts``) such as ``video_stream.DecodedFrame``.
+            num_frames (int): frames expected (windows and progress; the stream's end is the truth).
+            edited_first_frame (np.ndarray): (H, W, 3) uint8, the edited first frame (the video's size).
+            sink: :class:`outputs.ArraySink` or :class:`outputs.FileSink` (``add`` per frame, ``wants``).
+            prompt (str | None), task (int, default 0): the prompt and task embedding id.
+            seed (int | None): None = ``config.seed`` (window k uses seed + k).
+            progress (Progress | None): updated after each window.
+
+        Returns:
+            {"frames", "windows", "work_size", "region_source", "drift", "seconds": {stage: s}}.
+        """
+        cfg = self.config
+        seed = cfg.seed if seed is None else seed
+        H, W = edited_first_frame.shape[:2]
+        fmap = self.frame_map(H, W)
+        comp = Compositor((H, W), fmap.work_size, cfg.feather_px)
+        source_kind = self.region_source()
+        track = task == TRACK_TASK_ID and "track" in sink.wants
+        secs = {"model": 0.0, "composite": 0.0, "write": 0.0, "resize": 0.0}
+        clock = time.perf_counter
+
+        def image(item):
+            return item if isinstance(item, np.ndarray) else item.image
+
+        def to_working(items):
+            t0 = clock()
+            out = fmap.to_working([image(i) for i in items])
+            secs["resize"] += clock() - t0
+            return out
+
+        def sample(src, first, k):
+            t0 = clock()
+            out = self.sample_window(src, first, prompt, task, seed + k)
+            secs["model"] += clock() - t0
+            return out
+
+        first_work = fmap.image_to_working(edited_first_frame)
+        diff = DiffRegion(cfg.region_threshold, cfg.region_dilate)
+        colour, drift_rows, done = None, [], 0
+        for fin in stream_windows(sample, frames, to_working, first_work, self.window, cfg.overlap):
+            t0 = clock()
+            gen_u8, src_u8 = to_uint8(fin.video), to_uint8(fin.source)
+            grid = fin.mask if source_kind == "mpd" or "mpd" in sink.wants else None
+            mpd = fmap.mask_from_grid(grid) if grid is not None else None  # (m, H, W)
+            if source_kind == "mpd":  # (m, h, w) at the working size, for the drift's PSNR_m
+                regions_work = torch.nn.functional.interpolate(fin.mask[:, None].float(), size=fmap.work_size,
+                                                               mode="bilinear")[:, 0].numpy() >= cfg.mask_threshold
+            else:
+                regions_work = np.ones(gen_u8.shape[:3], bool)
+            for j, item in enumerate(fin.items):
+                t = fin.start + j
+                native = image(item)
+                layer = None
+                if t == 0:  # G's first frame is the edit itself: keep its own pixels where it changed the frame
+                    layer = edited_first_frame
+                    edit = edit_region(native, edited_first_frame)
+                    if track:
+                        colour = painted_colour(native, edited_first_frame)
+                if source_kind == "diff":
+                    if t == 0:
+                        regions_work[j] = diff.first(fmap.mask_to_working(edit))
+                    else:
+                        regions_work[j] = diff.next(gen_u8[j], src_u8[j])
+                    region = comp.upsample_region(regions_work[j])
+                elif source_kind == "mpd":
+                    region = mpd[j] >= cfg.mask_threshold
+                else:
+                    region = np.ones((H, W), bool)
+                if t == 0:
+                    region = region | edit
+                raw = None
+                if source_kind == "none" or "raw" in sink.wants:
+                    raw = fmap.frame_from_working(gen_u8[j])
+                out = raw if source_kind == "none" else comp(native, gen_u8[j], region, layer)
+                tracked = None
+                if track:
+                    tracked = (np.zeros((H, W), bool) if colour is None
+                               else painted_change(out[None], native[None], colour, cfg.track_threshold)[0])
+                t1 = clock()
+                secs["composite"] += t1 - t0
+                sink.add(OutputFrame(index=t, pts=getattr(item, "pts", None), frame=out, region=region,
+                                     raw=raw, mpd=None if mpd is None else mpd[j], tracked=tracked))
+                t0 = clock()
+                secs["write"] += t0 - t1
+            drift_rows.append({"index": fin.window, "start": fin.span[0], "end": fin.span[1],
+                               "psnr_m": metrics.psnr_m(gen_u8, src_u8, regions_work)})
+            done += len(fin.items)
+            if progress is not None:
+                progress.update(fin.window + 1, done)
+        if progress is not None:
+            progress.update(len(drift_rows), done, final=True)
+        first, last = drift_rows[0]["psnr_m"], drift_rows[-1]["psnr_m"]
+        drift = None if len(drift_rows) < 2 or first is None or last is None else round(first - last, 4)
+        return {"frames": done, "windows": len(drift_rows), "work_size": list(fmap.work_size),
+                "region_source": source_kind, "drift": {"windows": drift_rows, "drift_db": drift},
+                "seconds": {k: round(v, 3) for k, v in secs.items()}}
+
+    # ------------------------------------------------------------------ entry points
     def run(self, original: np.ndarray, edited_first_frame: np.ndarray, prompt: str | None = None,
             task: int = 0, seed: int | None = None) -> PropagationResult:
-        """Propagate the edit of the first frame through ``original``.
+        """Propagate the edit of the first frame through ``original``, all in memory (short clips, tests).
 
         Args:
             original (np.ndarray): (T, H, W, 3) uint8, the original video.
@@ -186,60 +314,91 @@ class Propagator:
         if edited_first_frame.shape != original.shape[1:]:
             raise ValueError(f"edited first frame is {edited_first_frame.shape[1]}x{edited_first_frame.shape[0]}, "
                              f"the video is {original.shape[2]}x{original.shape[1]} (width x height)")
-        seed = self.config.seed if seed is None else seed
-        memory.reset_peak(self.device)
-        fmap = self.frame_map(*original.shape[1:3])
-        source = fmap.to_working(original)
-        first = fmap.image_to_working(edited_first_frame)
+        since = memory.reset_peak(self.device)
+        sink = ArraySink()
+        stats = self.propagate(iter(original), len(original), edited_first_frame, sink, prompt, task, seed)
+        return sink.result(work_size=tuple(stats["work_size"]), drift=stats["drift"], stats=stats,
+                           peak_memory=memory.peak_memory(self.device, since))
 
-        def sample(src, first_frame, k):
-            return self.sample_window(src, first_frame, prompt, task, seed + k)
+    def run_files(self, video_url: str, edited_url: str, out_url: str, *, prompt: str | None = None,
+                  task: int = 0, seed: int | None = None, mask_out: str | None = None, raw_out: str | None = None,
+                  mpd_out: str | None = None, track_out: str | None = None, decode_timeout_s: float | None = 120.0,
+                  progress: bool | Progress = False, quiet: bool = False) -> dict:
+        """Propagate a video file into output files, streaming: memory does not grow with the video's length.
 
-        work_video, grid_mask, spans = run_windows(sample, source, first, self.window, self.config.overlap)
-        frames = fmap.from_working(work_video)
-        mask = fmap.mask_from_grid(grid_mask)
-        tracked = None
-        if task == TRACK_TASK_ID:
-            tracked = track_mask(frames, original, edited_first_frame, self.config.track_threshold)
-        drift = drift_report(frames, original, mask >= self.config.mask_threshold, spans)
-        return PropagationResult(frames=frames, mask=mask, track_mask=tracked, work_size=fmap.work_size,
-                                 drift=drift, peak_memory=memory.peak_memory(self.device))
+        The output keeps the input's frame count, timestamps (variable frame rates too), size, colour tags,
+        rotation and audio (copied). Every file is written atomically, the video last.
 
-    def run_files(self, video_url: str, edited_url: str, prompt: str | None = None, task: int = 0,
-                  seed: int | None = None, decode_timeout_s: float | None = 120.0) -> PropagationResult:
-        """:meth:`run` on a video file and an edited-first-frame image (any URL).
+        Args:
+            video_url (str), edited_url (str): the input video and the edited first frame (PNG/JPEG; any URL).
+            out_url (str): the propagated video. mask_out (str | None): the edit region (grey mask video).
+            prompt (str | None), task (int, default 0), seed (int | None): as :meth:`propagate`.
+            raw_out (str | None): the model's frames upsampled, without the composite.
+            mpd_out (str | None): the MPD's soft mask. track_out (str | None): the painted change (colour fill).
+            decode_timeout_s (float | None, default 120): the longest wait for one decoded frame.
+            progress (bool | Progress, default False): report progress on stderr (or into this reporter).
+            quiet (bool, default False): with ``progress=True``, print nothing.
+
+        Returns:
+            :meth:`propagate`'s stats plus "height", "width", "fps", "peak_memory" and "seconds" (with "total").
 
         Raises:
             DataError: an unreadable video or image, or an edited frame whose size differs from the video's.
+            ModelLimitError: a working size the model cannot take.
         """
-        frames, info, _ = video.decode_with_info(video_url, timeout_s=decode_timeout_s)
+        from genprop.video_stream import VideoReader
+
+        start = time.perf_counter()
+        since = memory.reset_peak(self.device)
         edited = masks.read_image(edited_url)
-        if edited.shape[:2] != frames.shape[1:3]:
-            raise DataError(edited_url, f"size mismatch: the edited first frame is {edited.shape[1]}x{edited.shape[0]} "
-                                        f"but the video {video_url} is {frames.shape[2]}x{frames.shape[1]} "
-                                        "(width x height); edit a frame of the video's own size")
-        result = self.run(np.asarray(frames), edited, prompt, task, seed)
-        result.fps = info.fps
-        return result
+        with VideoReader(video_url, timeout_s=decode_timeout_s) as reader:
+            info = reader.info
+            if edited.shape[:2] != (info.height, info.width):
+                raise DataError(edited_url, f"size mismatch: the edited first frame is {edited.shape[1]}x"
+                                            f"{edited.shape[0]} but the video {video_url} is {info.width}x"
+                                            f"{info.height} (width x height); edit a frame of the video's own size")
+            self.frame_map(info.height, info.width)  # a size the model cannot take fails before any output
+            if progress is True:
+                windows = len(window_spans(info.num_frames, self.window, self.config.overlap))
+                progress = Progress(storage.basename(video_url), info.num_frames, windows, quiet=quiet)
+            sink = FileSink(out_url, info, audio_from=reader.local_path, mode=self.config.output_mode,
+                            crf=self.config.crf, mask_out=mask_out, raw_out=raw_out, mpd_out=mpd_out,
+                            track_out=track_out, track=task == TRACK_TASK_ID)
+            try:
+                stats = self.propagate(reader, info.num_frames, edited, sink, prompt, task, seed,
+                                       progress=progress or None)
+                t0 = time.perf_counter()
+                sink.close()
+                stats["seconds"]["write"] += round(time.perf_counter() - t0, 3)
+            except BaseException:
+                sink.abort()
+                raise
+        stats["seconds"]["total"] = round(time.perf_counter() - start, 3)
+        return {**stats, "height": info.height, "width": info.width, "fps": str(info.fps),
+                "peak_memory": memory.peak_memory(self.device, since)}
 
 
 def load_model(url: str | None):
     """A GenProp model from a checkpoint directory at any URL (remote files are copied locally first).
 
     Args:
-        url (str | None): the checkpoint directory (``genprop_config.json`` + ``genprop_trainable.safetensors``).
+        url (str | None): the checkpoint directory (``genprop_config.json`` + ``genprop_trainable.safetensors``,
+            and ``genprop_clip.json`` where training wrote it).
     """
     from genprop.models import GenPropModel
     from genprop.models.genprop_model import CONFIG_NAME, WEIGHTS_NAME
+    from genprop.models.trained_clip import CLIP_NAME
 
     if url is None:
         raise ValueError("no model: pass a checkpoint directory")
     if storage.is_local(url):
         return GenPropModel.from_pretrained(storage.local_path(url))
     with tempfile.TemporaryDirectory(prefix="genprop-model-") as tmp:
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
+        for name in (CONFIG_NAME, WEIGHTS_NAME, CLIP_NAME):
             src = storage.join(url, name)
             if not storage.exists(src):
+                if name == CLIP_NAME:
+                    continue
                 raise DataError(url, f"not a GenProp checkpoint, {name} is missing")
             with storage.local_copy(src) as local:
                 storage.put_file(local, os.path.join(tmp, name))

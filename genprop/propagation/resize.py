@@ -63,6 +63,11 @@ def working_size(height: int, width: int, area: int, align: int) -> tuple[int, i
     return max(align, round(h / align) * align), max(align, round(w / align) * align)
 
 
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(T, 3, h, w) in [-1, 1] -> (T, h, w, 3) uint8 (exact inverse of ``u8 / 127.5 - 1``)."""
+    return ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
 @dataclass(frozen=True)
 class FrameMap:
     """The resize between an input size and a working size (both (H, W)).
@@ -88,12 +93,16 @@ class FrameMap:
         shrink = h * w < img.shape[0] * img.shape[1]
         return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else up_interp)
 
-    def to_working(self, frames: np.ndarray) -> torch.Tensor:
-        """(T, H, W, 3) uint8 -> (1, T, 3, h, w) float32 in [-1, 1]."""
-        if frames.shape[1:3] != tuple(self.input_size):
-            raise ValueError(f"frames are {frames.shape[1]}x{frames.shape[2]}, the map expects "
+    def frame_to_working(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 at the input size -> (h, w, 3) uint8 at the working size."""
+        if frame.shape[:2] != tuple(self.input_size):
+            raise ValueError(f"frames are {frame.shape[0]}x{frame.shape[1]}, the map expects "
                              f"{self.input_size[0]}x{self.input_size[1]}")
-        out = np.stack([self._resize(f, self.work_size, cv2.INTER_LINEAR) for f in frames])
+        return self._resize(frame, self.work_size, cv2.INTER_LINEAR)
+
+    def to_working(self, frames) -> torch.Tensor:
+        """(T, H, W, 3) uint8 (an array or a list of frames) -> (1, T, 3, h, w) float32 in [-1, 1]."""
+        out = np.stack([self.frame_to_working(f) for f in frames])
         return torch.from_numpy(out).permute(0, 3, 1, 2)[None].float() / 127.5 - 1
 
     def image_to_working(self, image: np.ndarray) -> torch.Tensor:
@@ -102,8 +111,20 @@ class FrameMap:
 
     def from_working(self, video: torch.Tensor) -> np.ndarray:
         """(1, T, 3, h, w) in [-1, 1] -> (T, H, W, 3) uint8 at the input size."""
-        arr = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return np.stack([self._resize(f, self.input_size, cv2.INTER_CUBIC) for f in arr])
+        return np.stack([self.frame_from_working(f) for f in to_uint8(video[0])])
+
+    def frame_from_working(self, frame: np.ndarray) -> np.ndarray:
+        """(h, w, 3) uint8 at the working size -> (H, W, 3) uint8 at the input size (bicubic)."""
+        return self._resize(frame, self.input_size, cv2.INTER_CUBIC)
+
+    def mask_to_working(self, mask: np.ndarray) -> np.ndarray:
+        """(H, W) bool at the input size -> (h, w) bool: the working pixels the mask covers at all (area > 0)."""
+        if mask.shape != tuple(self.input_size):
+            raise ValueError(f"mask is {mask.shape}, the map expects {tuple(self.input_size)}")
+        if not mask.any():
+            return np.zeros(self.work_size, bool)
+        h, w = self.work_size
+        return cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0
 
     def mask_from_grid(self, mask: torch.Tensor) -> np.ndarray:
         """A mask on any grid, (T, h', w') -> (T, H, W) float32 in [0, 1] (bilinear; the MPD's latent grid)."""

@@ -1,8 +1,10 @@
 """Score benchmark cases: GenProp's predictions and the classical baselines, with the same metrics.
 
 A case is a procedural world's ``cases/<case_id>/`` directory (``case.json``, ``ground_truth.npz``,
-``edited_first_frame.png``); GenProp's prediction is ``<predictions>/<case_id>.mp4`` (its MPD mask
-``<case_id>_mask.mp4``). Masks per metric: PSNR_m outside the case's rough edit mask (for replace
+``edited_first_frame.png``); GenProp's prediction is ``<predictions>/<case_id>.mp4`` (what users get: the
+composite, with its edit region ``<case_id>_mask.mp4``) and, scored as a separate method ``genprop_raw`` so
+the composite never hides the model, ``<case_id>_raw.mp4`` (the model's frames without the composite, with
+the MPD's mask ``<case_id>_mpd.mp4``). Masks per metric: PSNR_m outside the case's rough edit mask (for replace
 it is already the union over the original and the new object); PSNR/SSIM against the target;
 PSNR in the effect region (shadow/reflection) for removals with effects; IoU for tracking cases
 against the object with its effects, from the painted change segmented in each propagation's output
@@ -26,7 +28,7 @@ from genprop.propagation.tracking import read_mask_video, track_mask
 
 log = logging.getLogger(__name__)
 
-METHODS = ("genprop", "identity", "flow_warp", "track_inpaint")
+METHODS = ("genprop", "genprop_raw", "identity", "flow_warp", "track_inpaint")
 METRICS = ("psnr_m", "psnr_gt", "ssim_gt", "psnr_effect", "clip_t", "clip_i", "iou")
 
 
@@ -52,15 +54,21 @@ def load_case(url: str) -> dict:
     return info
 
 
-def read_prediction(predictions: str, case: dict) -> dict | None:
-    """GenProp's output for ``case`` ({"frames", "mask"}) or None when missing or not the case's shape."""
-    url = storage.join(predictions, f"{case['case_id']}.mp4")
+def read_prediction(predictions: str, case: dict, video_suffix: str = "", mask_suffix: str = "_mask") -> dict | None:
+    """GenProp's output for ``case`` ({"frames", "mask"}) or None when missing or not the case's shape.
+
+    Args:
+        predictions (str): the predictions directory. case (dict): from :func:`load_case`.
+        video_suffix (str, default ""), mask_suffix (str, default "_mask"): the files' suffixes
+            (``"_raw"``, ``"_mpd"``: the model's output without the composite).
+    """
+    url = storage.join(predictions, f"{case['case_id']}{video_suffix}.mp4")
     if not storage.exists(url):
         log.warning("%s: no GenProp prediction; its metrics are null", url)
         return None
     try:
         frames = video.decode(url)
-        mask_url = storage.join(predictions, f"{case['case_id']}_mask.mp4")
+        mask_url = storage.join(predictions, f"{case['case_id']}{mask_suffix}.mp4")
         mask = read_mask_video(mask_url) if storage.exists(mask_url) else None
     except DataError as e:
         log.warning("%s; its metrics are null", e)
@@ -80,6 +88,7 @@ def run_methods(case: dict, predictions: str) -> dict[str, dict | None]:
     # not the paint it pastes rigidly into its frames
     tracker["track_mask"] = tracker["mask"]
     return {"genprop": read_prediction(predictions, case),
+            "genprop_raw": read_prediction(predictions, case, "_raw", "_mpd"),
             "identity": propagate_identity(original, edited),
             "flow_warp": propagate_flow_warp(original, edited),
             "track_inpaint": tracker}
