@@ -12,6 +12,16 @@ def test_write_bytes_is_atomic_and_reads_back(tmp_path):
     assert storage.read_bytes("file://" + url) == b"hello"
     # No temporary files are left beside the target.
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.bin"]
+    # The file has a new file's mode (0666 less the umask), not the temporary file's 0600.
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        storage.write_bytes(url, b"again")
+        storage.put_file(url, str(tmp_path / "a" / "c.bin"))
+        assert [os.stat(tmp_path / "a" / n).st_mode & 0o777 for n in ("b.bin", "c.bin")] == [0o644, 0o644]
+    finally:
+        os.umask(umask)
 
 
 def test_s3_round_trip_and_local_copy(s3_bucket, tmp_path):
