@@ -401,3 +401,36 @@ def cv2_dilate(mask, px):
     import cv2
 
     return cv2.dilate(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)) > 0
+
+
+def test_run_files_keeps_rotation_vfr_timestamps_audio_and_tags(tmp_path, wan):
+    from tests.test_video_stream import VFR_PTS, gradients, make_clip
+    from genprop.video_stream import VideoReader, probe_stream
+
+    rotated = make_clip(tmp_path / "rot.mp4", gradients(12, 90, 160), rotation=90, audio=True)
+    vfr = make_clip(tmp_path / "vfr.mp4", gradients(len(VFR_PTS), 48, 64), fps=Fraction(24), pts=VFR_PTS,
+                    time_base=Fraction(1, 90000))
+    p = Propagator(wan, dataclasses.replace(PropagationConfig.tiny(), window=5))
+    for src in (rotated, vfr):
+        with VideoReader(src) as r:
+            first = next(iter(r)).image
+        masks.write_image(str(tmp_path / "edit.png"), first)
+        out = str(tmp_path / "out.mp4")
+        p.run_files(src, str(tmp_path / "edit.png"), out)
+        a, b = probe_stream(src), probe_stream(out)
+        for field in ("num_frames", "height", "width", "fps", "time_base", "rotation", "has_audio", "colorspace",
+                      "color_primaries", "color_trc", "color_range"):
+            assert getattr(a, field) == getattr(b, field), (src, field)
+        with VideoReader(src) as x, VideoReader(out) as y:
+            assert [f.pts for f in x] == [f.pts for f in y]
+
+
+def test_auto_composite_takes_the_mpd_only_where_validation_shows_it_better(wan):
+    from genprop.models.trained_clip import trained_clip
+
+    clip = trained_clip(wan.backbone, 9, 32, 32)
+    for iou, want in (({"mpd": 0.6, "diff": 0.4}, "mpd"), ({"mpd": 0.0, "diff": 0.41}, "diff"), (None, "diff")):
+        wan.trained_clip = dataclasses.replace(clip, region_iou=iou)
+        assert Propagator(wan).region_source() == want
+        assert Propagator(wan, PropagationConfig(composite="none")).region_source() == "none"
+    wan.trained_clip = None

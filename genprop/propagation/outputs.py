@@ -159,3 +159,57 @@ class FileSink:
         """Drop every unfinished file (nothing is written at their URLs)."""
         for w in self.writers.values():
             w.abort()
+
+
+class BackgroundSink:
+    """Runs another sink's ``add`` in a writer thread behind a bounded queue, so encoding overlaps the model.
+
+    The codec (libx264 releases the GIL while it encodes) then works while the next window is sampled. An error
+    in the writer thread is raised by the next :meth:`add` or by :meth:`close`.
+
+    Args:
+        sink (FileSink): the sink that writes.
+        max_frames (int, default 8): frames queued at most (the memory bound: one window's worth).
+    """
+
+    def __init__(self, sink, max_frames: int = 8):
+        import queue
+        import threading
+
+        self.sink, self.wants = sink, sink.wants
+        self._queue: queue.Queue = queue.Queue(max_frames)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="genprop-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            f = self._queue.get()
+            if f is None:
+                return
+            if self._error is None:
+                try:
+                    self.sink.add(f)
+                except BaseException as e:  # re-raised in the caller's thread
+                    self._error = e
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def add(self, f: OutputFrame) -> None:
+        self._raise()
+        self._queue.put(f)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+        self.sink.close()
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("aborted")
+            self._queue.put(None)
+            self._thread.join()
+        self.sink.abort()

@@ -28,7 +28,7 @@ from genprop.propagation import memory
 from genprop.propagation.composite import Compositor, DiffRegion
 from genprop.propagation.config import TRACK_TASK_ID, PropagationConfig
 from genprop.propagation.long_video import stream_windows, window_spans
-from genprop.propagation.outputs import ArraySink, FileSink, OutputFrame, PropagationResult
+from genprop.propagation.outputs import ArraySink, BackgroundSink, FileSink, OutputFrame, PropagationResult
 from genprop.propagation.progress import Progress
 from genprop.propagation.resize import FrameMap, to_uint8
 from genprop.propagation.tracking import edit_region, painted_change, painted_colour
@@ -340,7 +340,8 @@ class Propagator:
             quiet (bool, default False): with ``progress=True``, print nothing.
 
         Returns:
-            :meth:`propagate`'s stats plus "height", "width", "fps", "peak_memory" and "seconds" (with "total").
+            :meth:`propagate`'s stats plus "height", "width", "fps", "peak_memory" and "seconds" (with "total"; the
+            files are encoded in a writer thread, so "write" is the time the propagation waited for it).
 
         Raises:
             DataError: an unreadable video or image, or an edited frame whose size differs from the video's.
@@ -361,9 +362,9 @@ class Propagator:
             if progress is True:
                 windows = len(window_spans(info.num_frames, self.window, self.config.overlap))
                 progress = Progress(storage.basename(video_url), info.num_frames, windows, quiet=quiet)
-            sink = FileSink(out_url, info, audio_from=reader.local_path, mode=self.config.output_mode,
-                            crf=self.config.crf, mask_out=mask_out, raw_out=raw_out, mpd_out=mpd_out,
-                            track_out=track_out, track=task == TRACK_TASK_ID)
+            sink = BackgroundSink(FileSink(out_url, info, audio_from=reader.local_path, mode=self.config.output_mode,
+                                           crf=self.config.crf, mask_out=mask_out, raw_out=raw_out, mpd_out=mpd_out,
+                                           track_out=track_out, track=task == TRACK_TASK_ID))
             try:
                 stats = self.propagate(reader, info.num_frames, edited, sink, prompt, task, seed,
                                        progress=progress or None)

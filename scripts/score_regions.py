@@ -1,0 +1,59 @@
+"""Score the composite's two sources of the edit region on a run's validation cases, and record them.
+
+    python scripts/score_regions.py --model models/procedural-genprop/model [--write]
+
+For every validation case of the run that exported ``--model`` (its ``run_config.json``: the learning curve's
+held-out scenes, tasks and geometry), the case is propagated as ``genprop propagate`` does (default settings,
+the run's validation sampling: 2 steps, guidance 1) and two regions are scored against the case's true edit
+region (object and effects) by IoU over frames 2..T: the "diff" region (the composite's default) and the MPD's
+mask at 0.5. ``--write`` stores both in the checkpoint's ``genprop_clip.json`` (``region_iou``), which the
+composite's "auto" reads: it takes the MPD's mask only where it scores above the diff region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main() -> None:
+    from genprop.configs import from_dict
+    from genprop.genprop_quality import iou_frames_after_first, make_validation_cases, task_id_for
+    from genprop.models.trained_clip import save_trained_clip
+    from genprop.propagation import PropagationConfig, Propagator, load_model
+    from genprop.training.procedural_genprop import GenPropRunConfig
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="a checkpoint with run_config.json (a procedural run's export)")
+    p.add_argument("--write", action="store_true", help="record the figures in its genprop_clip.json")
+    args = p.parse_args()
+    with open(os.path.join(args.model, "run_config.json")) as f:
+        run = from_dict(GenPropRunConfig, json.load(f)["config"])
+    model = load_model(args.model)
+    if model.trained_clip is None:
+        sys.exit(f"{args.model}: no genprop_clip.json to record the figures in")
+    cases = make_validation_cases(run.val_spec())
+    scores = {"diff": [], "mpd": []}
+    for kind in scores:
+        prop = Propagator(model, PropagationConfig(num_steps=run.val_steps, guidance=run.val_guidance,
+                                                   seed=run.val_seed, composite=kind))
+        for case in cases:
+            res = prop.run(case.original, case.target[0], case.prompt, task_id_for(case.task, run.trained_tasks()))
+            scores[kind].append(iou_frames_after_first(res.region, case.mask))
+    region_iou = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
+    by_task = {k: {t: round(float(np.mean([s for s, c in zip(v, cases) if c.task == t])), 4)
+                   for t in sorted({c.task for c in cases})} for k, v in scores.items()}
+    print(json.dumps({"cases": len(cases), "region_iou": region_iou, "by_task": by_task}))
+    if args.write:
+        save_trained_clip(args.model, dataclasses.replace(model.trained_clip, region_iou=region_iou))
+
+
+if __name__ == "__main__":
+    main()
