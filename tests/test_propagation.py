@@ -434,3 +434,10 @@ def test_auto_composite_takes_the_mpd_only_where_validation_shows_it_better(wan)
         assert Propagator(wan).region_source() == want
         assert Propagator(wan, PropagationConfig(composite="none")).region_source() == "none"
     wan.trained_clip = None
+
+
+@pytest.mark.parametrize("frames", [1, 2])
+def test_one_and_two_frame_videos(wan, frames):
+    v = _video(frames, 32, 32)
+    r = Propagator(wan, PropagationConfig.tiny()).run(v, v[0])
+    assert r.frames.shape == v.shape and np.array_equal(r.frames, v)  # the null edit gives the input back

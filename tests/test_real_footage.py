@@ -230,3 +230,34 @@ def test_batch_job_on_720p_clips_with_a_bad_row(tmp_path, ray_local, capsys):
     null_region = np.stack(list(_grey(str(out / "null_mask.mp4"))))
     assert null_region.mean() < 0.01
     assert np.stack(list(_grey(str(out / "edit_mask.mp4"))))[0].mean() > 0.03
+
+
+def test_progress_bar_on_a_terminal():
+    import io
+
+    from genprop.propagation.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    now = [0.0]
+    buf = Tty()
+    p = Progress("clip.mp4", 20, 3, stream=buf, clock=lambda: now[0])
+    for w, f in ((1, 7), (2, 14), (3, 20)):
+        now[0] += 1.0
+        p.update(w, f, final=w == 3)
+    text = buf.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1  # one line, redrawn
+    assert "clip.mp4 [" in text and "window 3/3, 20/20 frames" in text and "100%" in text
+
+
+def test_rows_declare_memory_by_resolution_class():
+    from pipelines.propagate import PIXEL_CLASSES, pixel_class, row_memory_bytes
+
+    assert pixel_class(540, 960) == 960 * 540 and pixel_class(720, 1280) == 1280 * 720
+    assert pixel_class(1081, 1920) == 2560 * 1440 and pixel_class(4000, 8000) == 4000 * 8000
+    assert PIXEL_CLASSES == tuple(sorted(PIXEL_CLASSES))
+    small, hd, uhd = (row_memory_bytes(h, w, 9) for h, w in ((540, 960), (720, 1280), (2160, 3840)))
+    assert small < hd < uhd and uhd > 2 * hd  # a 4K row is not scheduled like a 540p one
+    assert row_memory_bytes(720, 1280, 81) > row_memory_bytes(720, 1280, 9)
