@@ -197,13 +197,13 @@ def probe(url: str) -> VideoInfo:
     Raises:
         VideoDecodeError: missing, empty or unreadable file.
     """
-    with _local(url) as path:
+    with local_video(url) as path:
         return _probe_path(path, url)
 
 
 @contextlib.contextmanager
-def _local(url: str) -> Iterator[str]:
-    """:func:`storage.local_copy`, with a missing file as :class:`VideoDecodeError`."""
+def local_video(url: str) -> Iterator[str]:
+    """A local path of the video at ``url`` (:func:`storage.local_copy`), a missing file as :class:`VideoDecodeError`."""
     if not storage.exists(url):
         raise VideoDecodeError(url, "file not found")
     with storage.local_copy(url) as path:
@@ -393,7 +393,7 @@ def decode_with_info(url: str, *, indices=None, stride=None, target_fps=None, st
                "size": size, "chunk_frames": int(chunk_frames)}
     _check_sampling(**request["sampling"])  # a bad call is a ValueError, not a VideoDecodeError
     _resolve(decoder)  # likewise a decoder that cannot be imported
-    with _local(url) as path:
+    with local_video(url) as path:
         if os.path.getsize(path) == 0:
             raise VideoDecodeError(url, "empty file (0 bytes)")
         if timeout_s is None:

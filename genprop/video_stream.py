@@ -32,8 +32,8 @@ import av
 import numpy as np
 from av.video.reformatter import Colorspace
 
-from genprop import storage
 from genprop.errors import DecodeTimeoutError, VideoDecodeError
+from genprop.video import local_video
 
 # ffmpeg's AVColorSpace -> swscale's matrix. BT.2020 constant-luminance has no swscale matrix;
 # the non-constant one is the nearest. Anything else (unspecified included) is left to the frame.
@@ -142,15 +142,6 @@ def _probe_path(path: str, url: str) -> StreamInfo:
     return StreamInfo(num_frames=num_frames, duration_s=duration_s, **fields)
 
 
-@contextlib.contextmanager
-def _local(url: str) -> Iterator[str]:
-    """:func:`storage.local_copy`, with a missing file as :class:`VideoDecodeError`."""
-    if not storage.exists(url):
-        raise VideoDecodeError(url, "file not found")
-    with storage.local_copy(url) as path:
-        yield path
-
-
 def probe_stream(url: str) -> StreamInfo:
     """Frame count, size, exact rate, time base, colour tags, rotation and audio of a video.
 
@@ -160,7 +151,7 @@ def probe_stream(url: str) -> StreamInfo:
     Raises:
         VideoDecodeError: missing, empty or unreadable file, or no video stream.
     """
-    with _local(url) as path:
+    with local_video(url) as path:
         return _probe_path(path, url)
 
 
@@ -203,7 +194,7 @@ class VideoReader:
         self._closed = self._abandoned = False
         self._stack = contextlib.ExitStack()
         try:
-            self.local_path = self._stack.enter_context(_local(self.url))
+            self.local_path = self._stack.enter_context(local_video(self.url))
             self.info = _probe_path(self.local_path, self.url)
             self._container = _open_input(self.local_path, self.url)
         except BaseException:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from genprop.propagation.tracking import edit_region
+
 
 # Working pixels the edit may move between two frames (at 720p and a 24x40 working frame, one is 32 input pixels).
 REACH_PX = 2
@@ -164,3 +166,41 @@ class Compositor:
         out[ys, xs] = cv2.blendLinear(np.ascontiguousarray(gen), np.ascontiguousarray(native[ys, xs]), alpha,
                                       1.0 - alpha)
         return out
+
+
+class EditRegion:
+    """The edit region of each frame at the input's size, from the configured source (see the module docstring).
+
+    Args:
+        kind (str): "diff", "mpd" or "none" (every pixel is the edit).
+        fmap (FrameMap): the input <-> working size map. compositor (Compositor): its ``upsample_region``.
+        edited_first_frame (np.ndarray): (H, W, 3) uint8, the edited first frame.
+        threshold (int), dilate (int): the diff region's (:class:`DiffRegion`).
+        mask_threshold (float): the MPD mask value that counts as edited.
+    """
+
+    def __init__(self, kind: str, fmap, compositor: Compositor, edited_first_frame: np.ndarray, threshold: int,
+                 dilate: int, mask_threshold: float):
+        self.kind, self.fmap, self.compositor, self.edited = kind, fmap, compositor, edited_first_frame
+        self.diff = DiffRegion(threshold, dilate)
+        self.mask_threshold = mask_threshold
+
+    def __call__(self, t: int, native: np.ndarray, generated: np.ndarray, source: np.ndarray,
+                 mpd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``t``'s region: (H, W) bool at the input size and (h, w) bool at the working size.
+
+        Args:
+            t (int): the frame's index (frame 0 also takes where the edit changed the frame).
+            native (np.ndarray): (H, W, 3) uint8 input frame. generated, source (np.ndarray): (h, w, 3) uint8.
+            mpd (np.ndarray | None): (H, W) float32, the MPD's mask (kind "mpd").
+        """
+        edit = edit_region(native, self.edited) if t == 0 else None
+        if self.kind == "diff":
+            work = self.diff.first(self.fmap.mask_to_working(edit)) if t == 0 else self.diff.next(generated, source)
+            region = self.compositor.upsample_region(work)
+        elif self.kind == "mpd":
+            region = mpd >= self.mask_threshold
+            work = self.fmap.mask_to_working(region)
+        else:
+            region, work = np.ones(native.shape[:2], bool), np.ones(generated.shape[:2], bool)
+        return (region | edit if edit is not None else region), work

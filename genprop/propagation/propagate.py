@@ -25,13 +25,13 @@ from genprop.errors import DataError, GenPropError
 from genprop.models.flow_anchor import with_flow_anchor
 from genprop.models.trained_clip import PositionalCapacity, positional_capacity
 from genprop.propagation import memory
-from genprop.propagation.composite import Compositor, DiffRegion
+from genprop.propagation.composite import Compositor, EditRegion
 from genprop.propagation.config import TRACK_TASK_ID, PropagationConfig
 from genprop.propagation.long_video import stream_windows, window_spans
 from genprop.propagation.outputs import ArraySink, BackgroundSink, FileSink, OutputFrame, PropagationResult
 from genprop.propagation.progress import Progress
 from genprop.propagation.resize import FrameMap, to_uint8
-from genprop.propagation.tracking import edit_region, painted_change, painted_colour
+from genprop.propagation.tracking import painted_change, painted_colour
 from genprop.sampling import sample_latents
 
 log = logging.getLogger(__name__)
@@ -236,46 +236,31 @@ class Propagator:
             secs["model"] += clock() - t0
             return out
 
-        first_work = fmap.image_to_working(edited_first_frame)
-        diff = DiffRegion(cfg.region_threshold, cfg.region_dilate)
-        colour, drift_rows, done = None, [], 0
-        for fin in stream_windows(sample, frames, to_working, first_work, self.window, cfg.overlap):
+        regions = EditRegion(source_kind, fmap, comp, edited_first_frame, cfg.region_threshold, cfg.region_dilate,
+                             cfg.mask_threshold)
+        colour = None  # the painted colour, read off frame 0 (colour fill)
+        drift_rows, done = [], 0
+        for fin in stream_windows(sample, frames, to_working, fmap.image_to_working(edited_first_frame),
+                                  self.window, cfg.overlap):
+            # 1. the window's finished frames at the working size, and the MPD's mask at the input size if wanted
             t0 = clock()
             gen_u8, src_u8 = to_uint8(fin.video), to_uint8(fin.source)
-            grid = fin.mask if source_kind == "mpd" or "mpd" in sink.wants else None
-            mpd = fmap.mask_from_grid(grid) if grid is not None else None  # (m, H, W)
-            if source_kind == "mpd":  # (m, h, w) at the working size, for the drift's PSNR_m
-                regions_work = torch.nn.functional.interpolate(fin.mask[:, None].float(), size=fmap.work_size,
-                                                               mode="bilinear")[:, 0].numpy() >= cfg.mask_threshold
-            else:
-                regions_work = np.ones(gen_u8.shape[:3], bool)
+            want_mpd = source_kind == "mpd" or "mpd" in sink.wants
+            mpd = fmap.mask_from_grid(fin.mask) if want_mpd else None  # (m, H, W)
+            regions_work = []
+            # 2. per frame: the edit region, the composite, the painted change; each frame to the sink
             for j, item in enumerate(fin.items):
-                t = fin.start + j
-                native = image(item)
-                layer = None
-                if t == 0:  # G's first frame is the edit itself: keep its own pixels where it changed the frame
-                    layer = edited_first_frame
-                    edit = edit_region(native, edited_first_frame)
-                    if track:
-                        colour = painted_colour(native, edited_first_frame)
-                if source_kind == "diff":
-                    if t == 0:
-                        regions_work[j] = diff.first(fmap.mask_to_working(edit))
-                    else:
-                        regions_work[j] = diff.next(gen_u8[j], src_u8[j])
-                    region = comp.upsample_region(regions_work[j])
-                elif source_kind == "mpd":
-                    region = mpd[j] >= cfg.mask_threshold
-                else:
-                    region = np.ones((H, W), bool)
-                if t == 0:
-                    region = region | edit
-                raw = None
-                if source_kind == "none" or "raw" in sink.wants:
-                    raw = fmap.frame_from_working(gen_u8[j])
-                out = raw if source_kind == "none" else comp(native, gen_u8[j], region, layer)
+                t, native = fin.start + j, image(item)
+                region, work = regions(t, native, gen_u8[j], src_u8[j], None if mpd is None else mpd[j])
+                regions_work.append(work)
+                raw = fmap.frame_from_working(gen_u8[j]) if source_kind == "none" or "raw" in sink.wants else None
+                # frame 0's generated layer is the edit itself (G is conditioned on exactly it)
+                out = raw if source_kind == "none" else comp(native, gen_u8[j], region,
+                                                               edited_first_frame if t == 0 else None)
                 tracked = None
                 if track:
+                    if t == 0:
+                        colour = painted_colour(native, edited_first_frame)
                     tracked = (np.zeros((H, W), bool) if colour is None
                                else painted_change(out[None], native[None], colour, cfg.track_threshold)[0])
                 t1 = clock()
@@ -284,8 +269,9 @@ class Propagator:
                                      raw=raw, mpd=None if mpd is None else mpd[j], tracked=tracked))
                 t0 = clock()
                 secs["write"] += t0 - t1
+            # 3. drift (PSNR_m at the working size outside the region) and progress
             drift_rows.append({"index": fin.window, "start": fin.span[0], "end": fin.span[1],
-                               "psnr_m": metrics.psnr_m(gen_u8, src_u8, regions_work)})
+                               "psnr_m": metrics.psnr_m(gen_u8, src_u8, np.stack(regions_work))})
             done += len(fin.items)
             if progress is not None:
                 progress.update(fin.window + 1, done)
