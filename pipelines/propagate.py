@@ -31,9 +31,11 @@ log = logging.getLogger(__name__)
 
 # Resident bytes of a propagation actor: a fixed part (Python, torch, the model, the codecs) plus a part per
 # input pixel of the window held (frames, working copies, composite and encoder buffers). bench/bench_propagate.py
-# fits 530 MB + 20.4 B per window pixel on the shipped model at 360p/720p/1080p (docs/benchmarks.md); declared
-# with about 20 % headroom. A larger model adds its own weights (``model_bytes``).
-ROW_MEMORY_BASE = 640 * 2**20
+# fits 530 MB + 20.4 B per window pixel on the shipped model at 360p/720p/1080p in a fresh process
+# (docs/benchmarks.md). An actor that has run several rows holds more (the decoding and writing threads' malloc
+# arenas, and the batch's mask video): 1.1 GB at 720p after three rows, levelling off; so the base is 1 GiB.
+# A larger model adds its own weights (``model_bytes``).
+ROW_MEMORY_BASE = 1024 * 2**20
 ROW_MEMORY_PER_WINDOW_PIXEL = 25.0
 # Resolution classes (pixels per frame): rows are grouped into the smallest class that holds them.
 PIXEL_CLASSES = (640 * 360, 960 * 540, 1280 * 720, 1920 * 1080, 2560 * 1440, 3840 * 2160)
