@@ -314,3 +314,47 @@ def test_errors_are_data_errors():
     # Batch code catches DataError alone; every reader error must be one.
     for cls in (AnnotationError, ImageReadError, UnknownLayoutError, VideoDecodeError):
         assert issubclass(cls, DataError)
+
+
+def _frames_as_png(root: str, frames_root: str, truths: dict) -> None:
+    """Rewrite every frame JPEG under ``frames_root`` as a lossless PNG of the true frame (an exported tree)."""
+    for seq, truth in truths.items():
+        d = os.path.join(root, frames_root, seq)
+        for k, name in enumerate(sorted(n for n in os.listdir(d) if n.endswith(".jpg"))):
+            os.remove(os.path.join(d, name))
+            masklib.write_image(os.path.join(d, name[:-4] + ".png"), truth.frames[k])
+
+
+@pytest.mark.parametrize("layout", ["davis", "youtube-vos"])
+def test_png_frames_are_read_as_frames(tmp_path, layout):
+    root = str(tmp_path / layout)
+    if layout == "davis":
+        truths = fx.write_davis(root)
+        _frames_as_png(root, os.path.join("JPEGImages", "480p"), truths)
+    else:
+        truths = fx.write_youtube_vos(root)
+        _frames_as_png(root, "JPEGImages", truths)
+    report = inspect_dataset(root, format=layout)
+    assert report["bad"] == [] and len(report["videos"]) == len(truths)
+    ds = open_dataset(root)
+    for vid, truth in truths.items():
+        rec = ds.record(vid)
+        assert rec.num_frames == len(truth.frames)
+        assert np.array_equal(rec.frames(list(range(rec.num_frames))), truth.frames)  # PNG: exact
+
+
+def test_a_wrong_format_names_the_layout_it_expected_and_what_it_found(tmp_path, capsys):
+    from genprop.cli import main
+
+    davis = str(tmp_path / "davis")
+    fx.write_davis(davis)
+    for wrong in ("sav", "youtube-vos"):
+        assert main(["inspect", davis, "--format", wrong]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"not a {wrong} tree: expected" in err
+        assert "JPEGImages/ holds 480p" in err and err.endswith("this is a davis tree: pass --format davis (or auto)")
+    other = tmp_path / "other"
+    (other / "clips").mkdir(parents=True)
+    with pytest.raises(UnknownLayoutError, match=r"not a davis tree: expected JPEGImages/480p/ .*; found clips$"):
+        open_dataset(str(other), "davis")
+    assert main(["inspect", davis, "--format", "davis"]) == 0  # the right one still reads

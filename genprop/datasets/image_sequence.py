@@ -1,7 +1,8 @@
-"""Videos stored as a directory of JPEG frames plus a directory of PNG annotations.
+"""Videos stored as a directory of frame images plus a directory of PNG annotations.
 
 Shared by the YouTube-VOS and DAVIS readers, which differ only in where the directories are,
-where object ids and the frame rate come from.
+where object ids and the frame rate come from. Frames are JPEG (as the datasets ship) or PNG (as
+many exported trees have them); a directory with both is read as its JPEGs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from genprop.errors import AnnotationError, ImageReadError
 from genprop.video import resize_frame
 
 FRAME_EXTS = (".jpg", ".jpeg")
+PNG_FRAME_EXTS = (".png",)
 ANNOTATION_EXTS = (".png",)
 # Remote reads are latency-bound; a few threads hide the round trips (PIL decodes without the GIL).
 READ_THREADS = 8
@@ -83,7 +85,7 @@ class ImageSequenceLoader:
     """Loads frames and masks of one image-sequence video (picklable: names only, no pixels).
 
     Attributes:
-        frames_dir (str): directory of the frame JPEGs.
+        frames_dir (str): directory of the frame images (JPEG or PNG).
         frame_names (tuple[str, ...]): frame file names, in frame order.
         annotations_dir (str): directory of the annotation PNGs.
         annotation_names (dict[int, str]): frame index -> annotation file name.
@@ -171,7 +173,7 @@ def open_sequence(*, source: str, video_id: str, frames_dir: str, annotations_di
     Args:
         source (str): dataset name stored on the record.
         video_id (str): the video's id.
-        frames_dir (str): directory of its frame JPEGs.
+        frames_dir (str): directory of its frames (JPEG, else PNG).
         annotations_dir (str): directory of its annotation PNGs (named like the frames).
         fps (Fraction): its frame rate.
         object_ids (Sequence[int] | None): its objects when a manifest lists them; None takes the
@@ -184,16 +186,16 @@ def open_sequence(*, source: str, video_id: str, frames_dir: str, annotations_di
         ImageReadError: no frames, or an unreadable first frame.
         AnnotationError: no annotations, or annotations whose names match no frame.
     """
-    frame_names = list_files(frames_dir, FRAME_EXTS)
+    frame_names = list_files(frames_dir, FRAME_EXTS) or list_files(frames_dir, PNG_FRAME_EXTS)
     if not frame_names:
-        raise ImageReadError(frames_dir, "no JPEG frames found")
+        raise ImageReadError(frames_dir, "no frames found (expected JPEG or PNG images)")
     ann_files = list_files(annotations_dir, ANNOTATION_EXTS)
     if not ann_files:
         raise AnnotationError(annotations_dir, "no annotation PNGs found for this video")
     position = {_stem(n): i for i, n in enumerate(frame_names)}
     orphans = [n for n in ann_files if _stem(n) not in position]
     if orphans:
-        raise AnnotationError(annotations_dir, f"annotations {orphans[:5]} match no frame JPEG")
+        raise AnnotationError(annotations_dir, f"annotations {orphans[:5]} match no frame image")
     annotation_names = {position[_stem(n)]: n for n in ann_files}
 
     height, width = image_size(storage.join(frames_dir, frame_names[0]))

@@ -69,21 +69,62 @@ def detect_format(url: str) -> str:
              f"sav_*_auto.json at the root or one level down (SA-V){hint}")
 
 
+# What each layout looks like at its root (for the error a wrong --format gets).
+EXPECTED = {"youtube-vos": "JPEGImages/<video>/ frame directories (and Annotations/<video>/)",
+            "davis": "JPEGImages/480p/ or JPEGImages/Full-Resolution/ (and Annotations/<res>/)",
+            "sav": "sav_*.mp4 videos with sav_*_manual.json / sav_*_auto.json at the root or one level down"}
+
+
+def _found(url: str) -> str:
+    """A short description of what is at a root: its first entries (and JPEGImages/'s)."""
+    try:
+        names = sorted(storage.listdir(url))
+    except (FileNotFoundError, NotADirectoryError):
+        return "no such directory"
+    if not names:
+        return "an empty directory"
+    shown = ", ".join(names[:6]) + (f" (+{len(names) - 6} more)" if len(names) > 6 else "")
+    if "JPEGImages" in names:
+        inner = sorted(storage.listdir(storage.join(url, "JPEGImages")))[:4]
+        shown += f"; JPEGImages/ holds {', '.join(inner) or 'nothing'}"
+    return shown
+
+
+def check_format(url: str, format: str) -> None:
+    """Refuse a root whose layout is not ``format``, naming the layout expected, what was found and, where the
+    tree is recognised, the format to pass.
+
+    Raises:
+        UnknownLayoutError: the layout differs (or is none of the known ones).
+    """
+    try:
+        detected = detect_format(url)
+    except UnknownLayoutError:
+        detected = None
+    if detected == format:
+        return
+    hint = f"; this is a {detected} tree: pass --format {detected} (or auto)" if detected else ""
+    raise UnknownLayoutError(url, f"not a {format} tree: expected {EXPECTED[format]}; found {_found(url)}{hint}")
+
+
 def open_dataset(url: str, format: str = "auto", **options) -> Dataset:
     """Open a dataset root.
 
     Args:
         url (str): the root (plain path, ``file://`` or ``s3://``).
         format (str, default "auto"): ``"youtube-vos"``, ``"davis"``, ``"sav"``, or ``"auto"``
-            to detect it with :func:`detect_format`.
+            to detect it with :func:`detect_format`; a named format is checked against the tree
+            (:func:`check_format`).
         **options: passed to the reader: ``resolution=`` for DAVIS, ``which=`` for SA-V.
 
     Raises:
-        UnknownLayoutError: ``format="auto"`` and the layout is not recognised.
+        UnknownLayoutError: the layout is not recognised, or is not the named ``format``.
         ValueError: an unknown ``format`` name.
     """
     if format == "auto":
         format = detect_format(url)
+    elif format in _READERS:
+        check_format(str(url).rstrip("/"), format)
     if format not in _READERS:
         raise ValueError(f"format must be 'auto' or one of {FORMATS}, not {format!r}")
     return _READERS[format](url, **options)
