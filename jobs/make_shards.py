@@ -50,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make_shards: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary, sort_keys=True))
-    print(f"make_shards: {summary['videos_in']} videos in, {summary['samples_out']} samples out, "
-          f"{summary['samples_skipped']} skipped {summary['skipped_by_reason']}, {summary['samples_failed']} failed, "
-          f"{summary['shards']} shards, {summary['bytes']} bytes, {summary['clips_per_s']} clips/s")
+    print(f"make_shards: {summary['videos_in']} videos in ({summary.get('videos_skipped', 0)} skipped), "
+          f"{summary['samples_out']} samples out, {summary['samples_skipped']} samples skipped, "
+          f"{summary['samples_failed']} failed, {summary['shards']} shards, {summary['bytes']} bytes, "
+          f"{summary['clips_per_s']} clips/s")
+    for problem in summary.get("problems", []):  # one line each: the video (and sample), and the whole reason
+        key = f" sample {problem['key']}" if problem["key"] else ""
+        print(f"make_shards: {problem['status']} {problem['kind']} {problem['video_id']}{key}: {problem['reason']}")
     return 1 if summary["samples_failed"] else 0
 
 

@@ -115,8 +115,9 @@ def make_shards(config: ShardsConfig) -> dict:
         config (ShardsConfig): the job config; ``output`` is required.
 
     Returns:
-        dict: the summary also written to ``_SUCCESS`` (videos in, samples out, skipped by reason, shards, bytes,
-        clips/s, ``shards_written`` by this run).
+        dict: the summary also written to ``_SUCCESS`` (videos in and skipped, samples out, skipped and failed,
+        ``problems``: every row that is not ok with its video id, sample key, status and whole reason, so the
+        counts and the reasons agree; shards, bytes, clips/s, ``shards_written`` by this run).
 
     Raises:
         ConfigMismatchError: the output holds shards of another config.
@@ -173,18 +174,17 @@ def make_shards(config: ShardsConfig) -> dict:
     rows = video_rows(listing, samples, h) + samples
     storage.write_bytes(output.manifest_url, parquet_bytes(manifest_table(rows)))
     elapsed = time.monotonic() - t0
-    skipped: dict[str, int] = {}
-    for r in rows:
-        if r["status"] != "ok":
-            reason = r["reason"].split(": ")[-1][:80] if r["reason"] else r["status"]
-            skipped[f"{r['kind']}: {reason}"] = skipped.get(f"{r['kind']}: {reason}", 0) + 1
+    # every row that is not ok, with its whole reason (which names the file); counts come from the same rows
+    problems = [{"kind": r["kind"], "video_id": r["video_id"], "key": r.get("key", ""), "status": r["status"],
+                 "reason": r["reason"] or r["status"]} for r in rows if r["status"] != "ok"]
     summary = {
         "config_hash": h, "output": output.url, "videos_in": len(listing),
         "videos_ok": sum(r["kind"] == "video" and r["status"] == "ok" for r in rows),
         "samples_planned": len(plan), "samples_out": sum(r["status"] == "ok" for r in samples),
         "samples_skipped": sum(r["status"] == "skipped" for r in samples),
         "samples_failed": sum(r["status"] == "failed" for r in samples),
-        "skipped_by_reason": dict(sorted(skipped.items())), "shards": n_shards,
+        "videos_skipped": sum(p["kind"] == "video" for p in problems), "problems": problems,
+        "shards": n_shards,
         "bytes": sum(_size(output.shard_url(s)) for s in range(n_shards)),
         "shards_written": stats["shards_written"], "bytes_written": stats["bytes_written"],
         "seconds": round(elapsed, 3),

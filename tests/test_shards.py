@@ -182,6 +182,12 @@ def test_end_to_end_on_local_ray_and_s3(ray_local, s3_bucket, tmp_path):
     summary = _run(a)
     assert summary["videos_in"] == 5 and summary["shards"] == summary["samples_planned"] == 3
     assert summary["samples_out"] >= 1 and summary["samples_failed"] == 0
+    # the summary's counts are its problems' (every row that is not ok, with its video id and whole reason)
+    problems = summary["problems"]
+    assert summary["videos_skipped"] == len(BAD_VIDEOS) == sum(p["kind"] == "video" for p in problems)
+    assert len(problems) == summary["videos_skipped"] + summary["samples_skipped"] + summary["samples_failed"]
+    assert {p["video_id"] for p in problems if p["kind"] == "video"} == set(BAD_VIDEOS)
+    assert any("00004.jpg" in p["reason"] for p in problems)  # the whole reason, file name included
     manifest = read_manifest(storage.read_bytes(a.output + "/manifest.parquet")).to_pylist()
     videos = {r["video_id"]: r for r in manifest if r["kind"] == "video"}
     assert {v: videos[v]["status"] for v in BAD_VIDEOS} == {v: "skipped" for v in BAD_VIDEOS}
