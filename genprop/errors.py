@@ -29,6 +29,10 @@ class DataError(GenPropError):
         return type(self), (self.url, self.reason)
 
 
+class StorageError(DataError):
+    """Object storage that cannot be reached or used: a wrong or missing endpoint, missing credentials, no access."""
+
+
 class VideoDecodeError(DataError):
     """A video that is corrupt, truncated, empty or not a video at all."""
 

@@ -19,6 +19,8 @@ from typing import Iterator
 import fsspec
 from fsspec.core import url_to_fs
 
+from genprop.errors import StorageError
+
 # Remote files are copied in chunks of this size (bytes); memory never holds a whole video.
 COPY_CHUNK_BYTES = 8 << 20
 
@@ -29,6 +31,45 @@ def _storage_options(url: str) -> dict:
         if endpoint:
             return {"endpoint_url": endpoint}
     return {}
+
+
+def _endpoint(url: str) -> str:
+    opts = _storage_options(url)
+    return opts.get("endpoint_url") or "AWS's default endpoint (no AWS_ENDPOINT_URL set)"
+
+
+@contextlib.contextmanager
+def _remote_errors(url: str) -> Iterator[None]:
+    """Object-store connection, credential and permission errors as one :class:`StorageError` line naming the URL,
+    the endpoint and what to set (a missing file stays ``FileNotFoundError``; local files are left alone)."""
+    if is_local(url):
+        yield
+        return
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except PermissionError as e:
+        raise StorageError(url, f"access denied by {_endpoint(url)} ({_one_line(e)}): check the credentials "
+                                "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the bucket's "
+                                "policy") from e
+    except Exception as e:
+        if not _is_connection_error(e):
+            raise
+        raise StorageError(url, f"cannot use the object store at {_endpoint(url)} ({type(e).__name__}: "
+                                f"{_one_line(e)}): set AWS_ENDPOINT_URL (or GENPROP_S3_ENDPOINT_URL) to your "
+                                "S3-compatible endpoint, and credentials (AWS_ACCESS_KEY_ID / "
+                                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE)") from e
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    """botocore's connection and credential errors (and aiohttp's), without importing either for local work."""
+    names = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(e).__mro__}
+    return any(n in names for n in ("botocore.BotoCoreError", "aiohttp.ClientError", "builtins.ConnectionError"))
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -80,14 +121,16 @@ def basename(url: str) -> str:
 
 def exists(url: str) -> bool:
     fs, path = filesystem(url)
-    return fs.exists(path)
+    with _remote_errors(url):
+        return fs.exists(path)
 
 
 def remove(url: str) -> None:
     """Delete one file (no error when it is already gone)."""
     fs, path = filesystem(url)
-    if fs.exists(path):
-        fs.rm_file(path)
+    with _remote_errors(url):
+        if fs.exists(path):
+            fs.rm_file(path)
 
 
 def directory_fingerprint(directory: str) -> str:
@@ -104,25 +147,29 @@ def directory_fingerprint(directory: str) -> str:
 
 def isdir(url: str) -> bool:
     fs, path = filesystem(url)
-    return fs.isdir(path)
+    with _remote_errors(url):
+        return fs.isdir(path)
 
 
 def listdir(url: str) -> list[str]:
     """Sorted names (not URLs) of the entries directly under ``url``."""
     fs, path = filesystem(url)
-    names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)]
+    with _remote_errors(url):
+        names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)]
     return sorted(n for n in names if n)
 
 
 def open_url(url: str, mode: str = "rb"):
     """Open ``url`` for reading (a file-like object; use as a context manager)."""
     fs, path = filesystem(url)
-    return fs.open(path, mode)
+    with _remote_errors(url):
+        return fs.open(path, mode)
 
 
 def read_bytes(url: str) -> bytes:
     fs, path = filesystem(url)
-    return fs.cat_file(path)
+    with _remote_errors(url):
+        return fs.cat_file(path)
 
 
 def read_text(url: str) -> str:
@@ -163,7 +210,8 @@ def write_bytes(url: str, data: bytes) -> None:
         with _atomic_local(path) as tmp, open(tmp, "wb") as f:
             f.write(data)
     else:
-        fs.pipe_file(path, data)
+        with _remote_errors(url):
+            fs.pipe_file(path, data)
 
 
 def write_text(url: str, text: str) -> None:
@@ -177,7 +225,8 @@ def put_file(local: str, url: str) -> None:
         with _atomic_local(path) as tmp:
             shutil.copyfile(local, tmp)
     else:
-        fs.put_file(local, path)
+        with _remote_errors(url):
+            fs.put_file(local, path)
 
 
 @contextlib.contextmanager
@@ -197,7 +246,7 @@ def local_copy(url: str, suffix: str = "") -> Iterator[str]:
         return
     fd, tmp = tempfile.mkstemp(suffix=suffix or os.path.splitext(basename(url))[1], prefix="genprop-")
     try:
-        with os.fdopen(fd, "wb") as out, open_url(url, "rb") as src:
+        with os.fdopen(fd, "wb") as out, open_url(url, "rb") as src, _remote_errors(url):
             while True:
                 chunk = src.read(COPY_CHUNK_BYTES)
                 if not chunk:

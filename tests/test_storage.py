@@ -42,3 +42,29 @@ def test_local_copy_of_missing_remote_raises(s3_bucket):
     with pytest.raises(FileNotFoundError):
         with storage.local_copy(storage.join(s3_bucket, "nope.mp4")):
             pass
+
+
+def test_an_unreachable_object_store_is_one_line_naming_url_endpoint_and_what_to_set(monkeypatch, capsys, tmp_path):
+    import socket
+
+    from genprop.cli import main
+    from genprop.errors import StorageError
+
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("GENPROP_S3_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries only make the test slower
+    assert main(["inspect", "s3://nowhere/davis"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("genprop inspect: s3://nowhere/davis: cannot use the object store at "
+                                              f"{endpoint} (EndpointConnectionError")
+    assert "set AWS_ENDPOINT_URL (or GENPROP_S3_ENDPOINT_URL)" in err and "AWS_ACCESS_KEY_ID" in err
+    with pytest.raises(StorageError, match="s3://nowhere/x.bin: cannot use the object store"):
+        storage.write_bytes("s3://nowhere/x.bin", b"data")
+    # local files keep their own errors
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes(str(tmp_path / "missing.bin"))
