@@ -48,6 +48,30 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from genprop.datasets import inspect_dataset
     from genprop.errors import DataError
 
+    if args.verify:
+        if args.ray:  # the same check on Ray Data (jobs/ and pipelines/ hold the Ray code)
+            return run_job("jobs.verify_dataset", ["--input", args.url, "--format", args.format]
+                           + (["--json"] if args.json else []))
+        import time
+
+        from genprop.datasets.verify import progress_line, verify_dataset
+        from jobs.verify_dataset import print_report
+
+        started, last = time.monotonic(), [None]
+
+        def progress(done: int, total: int, bad: int) -> None:  # at most one line per 5 s, and the last
+            now = time.monotonic()
+            if last[0] is None or now - last[0] >= 5 or done == total:
+                print(progress_line(done, total, bad, started), file=sys.stderr, flush=True)
+                last[0] = now
+
+        try:
+            report = verify_dataset(args.url, format=args.format, progress=progress)
+        except DataError as e:
+            print(f"genprop inspect: {e}", file=sys.stderr)
+            return 2
+        print_report(report, args.json)
+        return 1 if report["bad"] else 0
     try:
         report = inspect_dataset(args.url, format=args.format)
     except DataError as e:
@@ -119,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("url")
     p.add_argument("--format", default="auto", choices=["auto", "youtube-vos", "davis", "sav"])
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verify", action="store_true",
+                   help="decode every frame and annotation and report each bad item (exit 1 when any is bad)")
+    p.add_argument("--ray", action="store_true", help="with --verify: run it as a Ray Data job (jobs.verify_dataset)")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("model-info", help="parameter counts of the real backbone configurations")

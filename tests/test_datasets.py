@@ -358,3 +358,75 @@ def test_a_wrong_format_names_the_layout_it_expected_and_what_it_found(tmp_path,
     with pytest.raises(UnknownLayoutError, match=r"not a davis tree: expected JPEGImages/480p/ .*; found clips$"):
         open_dataset(str(other), "davis")
     assert main(["inspect", davis, "--format", "davis"]) == 0  # the right one still reads
+
+
+def _bad_davis(root: str) -> None:
+    """A DAVIS tree with a truncated JPEG mid-sequence, a wrong-size mask, a sequence without annotations, and a
+    good sequence whose frames are PNG."""
+    truths = fx.write_davis(root, {"bear": {"num_frames": 6}, "cows": {"num_frames": 4}, "dogs": {"num_frames": 3},
+                                   "fish": {"num_frames": 4}}, image_sets=False)
+    jpg = os.path.join(root, "JPEGImages", "480p", "bear", "00003.jpg")
+    data = open(jpg, "rb").read()
+    open(jpg, "wb").write(data[: len(data) // 3])
+    masklib.write_id_map(os.path.join(root, "Annotations", "480p", "cows", "00002.png"), np.zeros((20, 20), np.uint8))
+    shutil.rmtree(os.path.join(root, "Annotations", "480p", "dogs"))
+    _frames_as_png(root, os.path.join("JPEGImages", "480p"), {"fish": truths["fish"]})
+
+
+def _assert_exactly_the_planted_items(report: dict) -> None:
+    bad = sorted((b["id"], b["reason"]) for b in report["bad"])
+    assert [b[0] for b in bad] == ["bear", "cows", "dogs"], bad
+    assert bad[0][1].startswith("frame 3: ") and "bear/00003.jpg" in bad[0][1]
+    assert bad[1][1].startswith("annotation 2: ") and "cows/00002.png" in bad[1][1]
+    assert "dogs" in bad[2][1]
+    assert report["videos"] == 4 and report["frames"] == 6 + 4 + 4
+
+
+def test_verify_reports_every_bad_frame_and_annotation(tmp_path, capsys):
+    from genprop.cli import main
+    from genprop.datasets.verify import verify_dataset
+
+    root = str(tmp_path / "davis")
+    _bad_davis(root)
+    assert len(inspect_dataset(root)["bad"]) == 1  # the cheap check sees only the sequence without annotations
+    _assert_exactly_the_planted_items(verify_dataset(root))
+    assert main(["inspect", root, "--verify"]) == 1  # non-zero: something is bad
+    cap = capsys.readouterr()
+    assert "verify: 4/4 videos, 3 bad items" in cap.err
+    assert cap.out.count("  BAD ") == 3 and "bad items: 3" in cap.out
+    for seq in ("bear", "cows", "dogs"):
+        for top in ("JPEGImages", "Annotations"):
+            shutil.rmtree(os.path.join(root, top, "480p", seq), ignore_errors=True)
+    assert main(["inspect", root, "--verify", "--json"]) == 0  # the good sequence alone
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_verify_over_s3_and_as_a_ray_data_job(tmp_path, ray_local, s3_bucket, capsys):
+    from genprop.cli import main
+
+    root = str(tmp_path / "davis")
+    _bad_davis(root)
+    upload_tree(root, s3_bucket + "/davis")
+    from genprop.datasets.verify import verify_dataset
+
+    _assert_exactly_the_planted_items(verify_dataset(s3_bucket + "/davis"))
+    capsys.readouterr()
+    assert main(["inspect", s3_bucket + "/davis", "--verify", "--ray", "--json"]) == 1
+    cap = capsys.readouterr()
+    _assert_exactly_the_planted_items(json.loads(cap.out.strip().splitlines()[-1]))
+    assert "verify: 4/4 videos, 3 bad items" in cap.err
+
+
+def test_verify_decodes_a_sav_video_whole(tmp_path):
+    from genprop.datasets.verify import verify_dataset
+
+    root = str(tmp_path / "sav")
+    fx.write_sav(root)
+    assert verify_dataset(root)["bad"] == []
+    vids = sorted(n for n in os.listdir(root) if n.endswith(".mp4"))
+    path = os.path.join(root, vids[0])
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) * 2 // 3])
+    (bad,) = verify_dataset(root)["bad"]
+    assert bad["id"] == vids[0][:-4] and vids[0] in bad["reason"] and bad["reason"].startswith("frame ")
