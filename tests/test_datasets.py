@@ -430,3 +430,16 @@ def test_verify_decodes_a_sav_video_whole(tmp_path):
     open(path, "wb").write(data[: len(data) * 2 // 3])
     (bad,) = verify_dataset(root)["bad"]
     assert bad["id"] == vids[0][:-4] and vids[0] in bad["reason"] and bad["reason"].startswith("frame ")
+
+
+def test_the_shard_listing_stage_can_verify_every_frame(tmp_path):
+    from genprop.shards import ShardsConfig, describe_video
+
+    root = str(tmp_path / "davis")
+    _bad_davis(root)
+    ds = open_dataset(root)
+    cheap = describe_video(ds, "bear", ShardsConfig.tiny(frames=2))
+    assert cheap["status"] == "ok"  # the truncated frame 3 is in no planned check
+    full = describe_video(ds, "bear", ShardsConfig.tiny(frames=2, verify=True))
+    assert full["status"] == "skipped" and "bear/00003.jpg" in full["reason"] and full["reason"].startswith("frame 3")
+    assert describe_video(ds, "fish", ShardsConfig.tiny(frames=2, verify=True))["status"] == "ok"

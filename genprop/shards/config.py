@@ -40,6 +40,9 @@ class ShardsConfig:
         shard_target_bytes (int, default 500_000_000): approximate shard size.
         decode_timeout_s (float, default 120): per-video decode timeout (mp4 sources).
         limit (int | None, default None): use only the first N videos (sorted ids).
+        verify (bool, default False): the listing stage decodes every frame and annotation of each video
+            (``genprop.datasets.verify``) and skips a video with any bad item, naming each; without it a bad frame
+            that no clip touches goes unnoticed, and one a clip touches skips that sample only.
         encode_actors (int, default 1): actors in the encoding pool (one backbone each).
         encode_num_cpus, encode_num_gpus (float, default 0.5, 0): resources per encoding actor.
         pair_num_cpus (float, default 0.5): CPUs per decode-and-synth task.
@@ -70,6 +73,7 @@ class ShardsConfig:
     shard_target_bytes: int = 500_000_000
     decode_timeout_s: float = 120.0
     limit: int | None = None
+    verify: bool = False
     encode_actors: int = 1
     encode_num_cpus: float = 0.5
     encode_num_gpus: float = 0.0

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from genprop import video as videolib
+from genprop.datasets.verify import verify_record
 from genprop.errors import DataError
 from genprop.shards.config import ShardsConfig
 from genprop.synth import TASK_COPY_PASTE, sample_spec
@@ -35,7 +36,7 @@ def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
     Args:
         dataset: an opened dataset (``genprop.datasets.open_dataset``).
         video_id (str): one of ``dataset.videos()``.
-        config (ShardsConfig): clip length and rate.
+        config (ShardsConfig): clip length and rate, and whether to verify the video whole (``verify``).
 
     Returns:
         dict: ``source, video_id, status ("ok" | "skipped"), reason, num_frames, height, width, fps,
@@ -51,6 +52,10 @@ def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
                object_ids=list(rec.object_ids))
     if not rec.object_ids:
         return {**row, "status": "skipped", "reason": "no annotated objects"}
+    if config.verify:
+        problems = verify_record(rec, config.decode_timeout_s)
+        if problems:
+            return {**row, "status": "skipped", "reason": "; ".join(problems)}
     if rec.num_frames < config.frames:
         return {**row, "status": "skipped", "reason": f"shorter than T: {rec.num_frames} < {config.frames} frames"}
     annotated = set(rec.annotated_frames)
