@@ -443,3 +443,22 @@ def test_the_shard_listing_stage_can_verify_every_frame(tmp_path):
     full = describe_video(ds, "bear", ShardsConfig.tiny(frames=2, verify=True))
     assert full["status"] == "skipped" and "bear/00003.jpg" in full["reason"] and full["reason"].startswith("frame 3")
     assert describe_video(ds, "fish", ShardsConfig.tiny(frames=2, verify=True))["status"] == "ok"
+
+
+def test_sparse_annotations_make_clips_at_the_annotation_rate(tmp_path):
+    from genprop.shards import ShardsConfig, describe_video, plan_samples
+
+    root = str(tmp_path / "sav")
+    fx.write_sav(root, {"sav_000001": {"num_frames": 40}})  # annotated every 4th frame of 24 fps: 6 fps
+    ds = open_dataset(root)
+    row = describe_video(ds, "sav_000001", ShardsConfig.tiny())  # 9-frame clips, no fps named
+    assert row["status"] == "ok" and row["stride"] == 4 and row["clip_fps"] == "6" and row["starts"] == [0, 4]
+    (sample,) = plan_samples([row], ShardsConfig.tiny(), 2)
+    assert sample.indices == list(range(0, 33, 4)) and sample.fps == "6"  # each sample records its rate
+    wrong = describe_video(ds, "sav_000001", ShardsConfig.tiny(fps="24"))
+    assert wrong["status"] == "skipped" and "every 4th frame (6 fps)" in wrong["reason"]
+    assert "set fps to 6 or leave it unset" in wrong["reason"]
+    yt = str(tmp_path / "yt")  # YouTube-VOS's train split annotates every 5th frame of its JPEGs
+    fx.write_youtube_vos(yt, {"v1": {"num_frames": 12}}, frame_step=5)
+    row = describe_video(open_dataset(yt), "v1", ShardsConfig.tiny())
+    assert row["status"] == "ok" and row["stride"] == 1  # its frames are the annotated ones: every frame

@@ -23,11 +23,25 @@ def _stable_int(*parts) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()[:8], "big")
 
 
-def clip_indices(num_frames: int, fps, config: ShardsConfig, start: int) -> list[int]:
-    """Source frame indices of the clip starting at ``start`` (may be shorter than T at the end)."""
+def clip_indices(num_frames: int, fps, config: ShardsConfig, start: int, stride: int = 1) -> list[int]:
+    """Source frame indices of the clip starting at ``start`` (may be shorter than T at the end).
+
+    Without ``config.fps`` the clip takes every ``stride``-th frame (the annotation rate, see
+    :func:`annotation_stride`); with it, frames resampled to that rate.
+    """
     if config.fps is None:
-        return list(range(start, min(start + config.frames, num_frames)))
+        return list(range(start, num_frames, stride))[: config.frames]
     return videolib.sample_indices(num_frames, fps, target_fps=config.fps, start=start, max_frames=config.frames)
+
+
+def annotation_stride(annotated_frames) -> int:
+    """Frames between a video's annotations when they are evenly spaced (SA-V: 4, YouTube-VOS train: 5), else 1.
+
+    Args:
+        annotated_frames (Sequence[int]): the annotated frame indices, sorted.
+    """
+    steps = {b - a for a, b in zip(annotated_frames, annotated_frames[1:])}
+    return steps.pop() if len(steps) == 1 else 1
 
 
 def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
@@ -40,10 +54,11 @@ def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
 
     Returns:
         dict: ``source, video_id, status ("ok" | "skipped"), reason, num_frames, height, width, fps,
-        object_ids, starts``.
+        object_ids, starts, stride`` (frames between a clip's frames: the annotation rate when the config names
+        no fps) and ``clip_fps`` (the clips' frame rate, recorded on every sample).
     """
     row = {"source": dataset.format, "video_id": video_id, "status": "ok", "reason": "", "num_frames": 0,
-           "height": 0, "width": 0, "fps": "", "object_ids": [], "starts": []}
+           "height": 0, "width": 0, "fps": "", "object_ids": [], "starts": [], "stride": 1, "clip_fps": ""}
     try:
         rec = dataset.record(video_id)
     except DataError as e:
@@ -59,17 +74,27 @@ def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
     if rec.num_frames < config.frames:
         return {**row, "status": "skipped", "reason": f"shorter than T: {rec.num_frames} < {config.frames} frames"}
     annotated = set(rec.annotated_frames)
+    # clips at the annotation rate unless the config names a rate (sparse annotations: SA-V every 4th frame)
+    stride = annotation_stride(rec.annotated_frames) if config.fps is None else 1
     starts = []
     for s in range(rec.num_frames):
-        idx = clip_indices(rec.num_frames, rec.fps, config, s)
+        idx = clip_indices(rec.num_frames, rec.fps, config, s, stride)
         if len(idx) < config.frames:
             break
         if annotated.issuperset(idx):
             starts.append(s)
+    rate = annotation_stride(rec.annotated_frames)
     if not starts:
+        every = f"every {rate}th frame ({videolib.fps_string(rec.fps / rate)} fps)" if rate > 1 else "every frame"
+        if len(rec.annotated_frames) == 1:
+            every = "the first frame only (a validation split?)"
+        hint = (f"; set fps to {videolib.fps_string(rec.fps / rate)} or leave it unset to make clips at the "
+                "annotation rate" if config.fps is not None and rate > 1 else "")
+        at = config.fps or videolib.fps_string(rec.fps / stride)
         return {**row, "status": "skipped",
-                "reason": f"no clip of {config.frames} frames (at fps {config.fps or rec.fps}) is fully annotated"}
-    return {**row, "starts": starts}
+                "reason": f"no clip of {config.frames} frames (at fps {at}) is fully annotated: "
+                          f"{len(rec.annotated_frames)} of {rec.num_frames} frames are annotated, {every}{hint}"}
+    return {**row, "starts": starts, "stride": stride, "clip_fps": videolib.fps_string(rec.fps / stride)}
 
 
 @dataclass(frozen=True)
@@ -122,10 +147,11 @@ def plan_samples(videos: list[dict], config: ShardsConfig, samples_per_shard: in
             if spec.task == TASK_COPY_PASTE and len(ok) > 1:
                 d = ok[(i + 1 + int(rng.integers(len(ok) - 1))) % len(ok)]  # another video
                 donor_id = d["video_id"]
-                donor_indices = clip_indices(d["num_frames"], videolib.parse_fps(d["fps"]), config, d["starts"][0])
-            idx = clip_indices(v["num_frames"], videolib.parse_fps(v["fps"]), config, start)
+                donor_indices = clip_indices(d["num_frames"], videolib.parse_fps(d["fps"]), config, d["starts"][0],
+                                             d.get("stride", 1))
+            idx = clip_indices(v["num_frames"], videolib.parse_fps(v["fps"]), config, start, v.get("stride", 1))
             planned.append(dict(source=v["source"], video_id=v["video_id"], start=start, indices=idx,
-                                fps=config.fps or v["fps"],
+                                fps=config.fps or v.get("clip_fps") or v["fps"],
                                 task=spec.task, seed=spec.seed, colour=list(spec.colour), prompt=spec.prompt,
                                 donor_id=donor_id, donor_indices=donor_indices))
     return [PlannedSample(shard=n // samples_per_shard, position=n % samples_per_shard, **p)
