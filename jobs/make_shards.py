@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, sort_keys=True))
     print(f"make_shards: {summary['videos_in']} videos in ({summary.get('videos_skipped', 0)} skipped), "
           f"{summary['samples_out']} samples out, {summary['samples_skipped']} samples skipped, "
-          f"{summary['samples_failed']} failed, {summary['shards']} shards, {summary['bytes']} bytes, "
+          f"{summary['samples_failed']} failed, {summary.get('donors_replaced', 0)} donors replaced, "
+          f"{summary['shards']} shards, {summary['bytes']} bytes, "
           f"{summary['clips_per_s']} clips/s")
     for problem in summary.get("problems", []):  # one line each: the video (and sample), and the whole reason
         key = f" sample {problem['key']}" if problem["key"] else ""

@@ -13,7 +13,8 @@ import pyarrow as pa
 from genprop import storage
 from genprop.shards import ShardsConfig
 
-_COLUMNS = ("shard", "position", "source", "video_id", "start", "task", "object_id", "key", "status", "reason")
+_COLUMNS = ("shard", "position", "source", "video_id", "start", "task", "object_id", "key", "status", "reason",
+            "donor_skips")
 
 
 def _binary_column(values: list[bytes]) -> pa.ChunkedArray:
@@ -54,7 +55,9 @@ class EncodeSamples:
     def __call__(self, batch: dict) -> pa.Table:
         self._test_hook()
         out = {c: [] for c in _COLUMNS + ("tar",)}
-        for plan, status, reason, pair in zip(batch["plan"], batch["status"], batch["reason"], batch["pair"]):
+        skips = batch.get("donor_skips", ["[]"] * len(batch["plan"]))
+        for plan, status, reason, pair, donor_skips in zip(batch["plan"], batch["status"], batch["reason"],
+                                                           batch["pair"], skips):
             self.encoded += 1
             row = json.loads(plan)
             key, blocks, object_id = "", b"", -1
@@ -68,6 +71,6 @@ class EncodeSamples:
             for c, v in (("shard", row["shard"]), ("position", row["position"]), ("source", row["source"]),
                          ("video_id", row["video_id"]), ("start", row["start"]), ("task", row["task"]),
                          ("object_id", object_id), ("key", key), ("status", status), ("reason", reason),
-                         ("tar", blocks)):
+                         ("donor_skips", donor_skips), ("tar", blocks)):
                 out[c].append(v)
         return pa.table({**{c: out[c] for c in _COLUMNS}, "tar": _binary_column(out["tar"])})

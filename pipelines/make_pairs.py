@@ -17,7 +17,9 @@ def make_pairs(batch: dict, url: str, config: ShardsConfig, inpainter=None) -> d
     """``map_batches`` function: planned-sample rows (``plan`` JSON) -> rows with a pickled pair or a reason.
 
     Bad input (``DataError``, objects below the minimum area) gives status "skipped"; any other exception
-    "failed", with its type, message and last frame, so one bad sample never stops a multi-day job.
+    "failed", with its type, message and last frame, so one bad sample never stops a multi-day job. A donor that
+    cannot be read is replaced (``make_planned_pair``); ``donor_skips`` (JSON) lists it, for the manifest's
+    ``donor`` rows.
 
     Args:
         batch (dict): ``{"plan": [JSON of PlannedSample]}``.
@@ -26,12 +28,14 @@ def make_pairs(batch: dict, url: str, config: ShardsConfig, inpainter=None) -> d
         inpainter: mask-and-fill's inpainter (picklable; None = OpenCV).
     """
     dataset = open_dataset(url, config.format)
-    out = {"plan": [], "status": [], "reason": [], "pair": []}
+    out = {"plan": [], "status": [], "reason": [], "pair": [], "donor_skips": []}
     for plan in batch["plan"]:
         row = json.loads(plan)
-        status, reason, pair = "ok", "", b""
+        status, reason, pair, donors = "ok", "", b"", {"used": row["donor_id"], "skipped": []}
         try:
-            pair = pickle.dumps(make_planned_pair(row, dataset, config, inpainter), protocol=5)
+            pair = pickle.dumps(make_planned_pair(row, dataset, config, inpainter, donors=donors), protocol=5)
+            if donors["used"] != row["donor_id"]:  # a donor was replaced: the sample records the one it used
+                plan = json.dumps({**row, "donor_id": donors["used"]})
         except (DataError, SkipSample) as e:
             status, reason = "skipped", str(e)
         except Exception as e:  # noqa: BLE001 - recorded in the manifest, the job goes on
@@ -41,4 +45,5 @@ def make_pairs(batch: dict, url: str, config: ShardsConfig, inpainter=None) -> d
         out["status"].append(status)
         out["reason"].append(reason[:2000])
         out["pair"].append(pair)
+        out["donor_skips"].append(json.dumps(donors["skipped"]))  # recorded for the donors alone
     return out

@@ -88,6 +88,10 @@ def write_pending_shards(stream, pending: dict[int, int], output: ShardOutput, h
                          "shard": s, "position": pos, "status": r["status"], "reason": r["reason"],
                          "task": r["task"], "object_id": int(r["object_id"]), "start": int(r["start"]),
                          "bytes": len(blocks), "config_hash": h})
+            for d in json.loads(r.get("donor_skips") or "[]"):  # a donor replaced: its skip, for it alone
+                rows.append({"kind": "donor", "source": r["source"], "video_id": d["video_id"], "key": r["key"],
+                             "shard": s, "position": pos, "status": "skipped", "reason": d["reason"],
+                             "task": r["task"], "config_hash": h})
             stats["samples_" + r["status"]] += 1
             stats["t_last_sample"] = time.monotonic()
             stats.setdefault("t_first_sample", stats["t_last_sample"])
@@ -171,8 +175,9 @@ def make_shards(config: ShardsConfig) -> dict:
     samples = []
     for s in range(n_shards):
         samples += read_manifest(storage.read_bytes(output.part_url(s))).to_pylist()
-    rows = video_rows(listing, samples, h) + samples
+    rows = video_rows(listing, [r for r in samples if r["kind"] == "sample"], h) + samples
     storage.write_bytes(output.manifest_url, parquet_bytes(manifest_table(rows)))
+    samples = [r for r in samples if r["kind"] == "sample"]  # the parts also hold donor rows
     elapsed = time.monotonic() - t0
     # every row that is not ok, with its whole reason (which names the file); counts come from the same rows
     problems = [{"kind": r["kind"], "video_id": r["video_id"], "key": r.get("key", ""), "status": r["status"],
@@ -183,7 +188,8 @@ def make_shards(config: ShardsConfig) -> dict:
         "samples_planned": len(plan), "samples_out": sum(r["status"] == "ok" for r in samples),
         "samples_skipped": sum(r["status"] == "skipped" for r in samples),
         "samples_failed": sum(r["status"] == "failed" for r in samples),
-        "videos_skipped": sum(p["kind"] == "video" for p in problems), "problems": problems,
+        "videos_skipped": sum(p["kind"] == "video" for p in problems),
+        "donors_replaced": sum(p["kind"] == "donor" for p in problems), "problems": problems,
         "shards": n_shards,
         "bytes": sum(_size(output.shard_url(s)) for s in range(n_shards)),
         "shards_written": stats["shards_written"], "bytes_written": stats["bytes_written"],

@@ -462,3 +462,31 @@ def test_sparse_annotations_make_clips_at_the_annotation_rate(tmp_path):
     fx.write_youtube_vos(yt, {"v1": {"num_frames": 12}}, frame_step=5)
     row = describe_video(open_dataset(yt), "v1", ShardsConfig.tiny())
     assert row["status"] == "ok" and row["stride"] == 1  # its frames are the annotated ones: every frame
+
+
+def test_an_unreadable_donor_is_replaced_and_recorded_for_itself(tmp_path):
+    import dataclasses as dc
+
+    from genprop.shards import ShardsConfig, describe_video, plan_samples
+    from genprop.shards.clip import make_planned_pair
+    from genprop.synth import SynthConfig
+
+    root = str(tmp_path / "davis")
+    fx.write_davis(root, {s: {"num_frames": 4} for s in ("ant", "bee", "cat", "dog")}, image_sets=False)
+    bad = os.path.join(root, "JPEGImages", "480p", "bee", "00001.jpg")  # the listing reads only frame 0's header
+    open(bad, "wb").write(open(bad, "rb").read()[:200])
+    config = ShardsConfig.tiny(frames=2, clips_per_video=1, synth=dc.replace(SynthConfig.tiny(), ratios=(1, 0, 0)))
+    ds = open_dataset(root)
+    listing = [describe_video(ds, v, config) for v in ds.videos()]
+    assert all(r["status"] == "ok" for r in listing)
+    plan = [p.to_row() for p in plan_samples(listing, config, 2)]
+    assert plan == [p.to_row() for p in plan_samples(listing, config, 2)]  # deterministic: same donors, same order
+    by_donor = [r for r in plan if r["donor_id"] == "bee"]
+    assert by_donor, "the seed should draw the bad video as a donor at least once"
+    for row in by_donor:
+        donors = {}
+        pair = make_planned_pair(row, ds, config, donors=donors)  # the receiving video keeps its sample
+        assert pair is not None and donors["used"] not in ("bee", "")
+        assert donors["used"] == row["donor_fallbacks"][0][0]
+        (skip,) = donors["skipped"]
+        assert skip["video_id"] == "bee" and "bee/00001.jpg" in skip["reason"]

@@ -185,7 +185,8 @@ def test_end_to_end_on_local_ray_and_s3(ray_local, s3_bucket, tmp_path):
     # the summary's counts are its problems' (every row that is not ok, with its video id and whole reason)
     problems = summary["problems"]
     assert summary["videos_skipped"] == len(BAD_VIDEOS) == sum(p["kind"] == "video" for p in problems)
-    assert len(problems) == summary["videos_skipped"] + summary["samples_skipped"] + summary["samples_failed"]
+    assert len(problems) == (summary["videos_skipped"] + summary["samples_skipped"] + summary["samples_failed"]
+                             + summary["donors_replaced"])
     assert {p["video_id"] for p in problems if p["kind"] == "video"} == set(BAD_VIDEOS)
     assert any("00004.jpg" in p["reason"] for p in problems)  # the whole reason, file name included
     manifest = read_manifest(storage.read_bytes(a.output + "/manifest.parquet")).to_pylist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from genprop.errors import AnnotationError
+from genprop.errors import AnnotationError, DataError
 from genprop.shards.config import ShardsConfig
 from genprop.synth import SyntheticPair, make_pair
 
@@ -70,26 +70,40 @@ def read_clip(record, indices, config: ShardsConfig, rng: np.random.Generator, e
     return f, m, tuple(masks.object_ids), fx
 
 
-def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None) -> SyntheticPair:
+def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None,
+                      donors: dict | None = None) -> SyntheticPair:
     """The routed pair of one planned sample (a :class:`~genprop.shards.plan.PlannedSample` row).
+
+    A copy-and-paste donor that cannot be read is replaced by the plan's next donor (``donor_fallbacks``), and
+    after the last by the video itself, so a bad donor never costs the receiving video its sample.
 
     Args:
         row (dict): the planned sample.
         dataset: the opened input dataset.
         config (ShardsConfig): clip size, crop, augmentations.
         inpainter: mask-and-fill's inpainter (None = OpenCV).
+        donors (dict | None): filled with ``{"used": donor video id ("" = the video itself), "skipped":
+            [{"video_id", "reason"}]}`` of the donors that could not be read.
 
     Raises:
-        DataError: bad input; SkipSample: no usable object.
+        DataError: bad input of the video itself; SkipSample: no usable object.
     """
     from genprop.synth import PairSpec
 
     rng = np.random.default_rng(row["seed"])  # crop draws; the pair itself uses spec.seed separately
     video, masks, ids, effects = read_clip(dataset.record(row["video_id"]), row["indices"], config, rng,
                                            effects=config.synth.uses_effects(row["task"]))
-    donor = (None, None, None, None)
-    if row["donor_id"]:  # copy-and-paste pastes the donor's object alone: no effect masks read
-        donor = read_clip(dataset.record(row["donor_id"]), row["donor_indices"], config, rng)
+    donor, used, skipped = (None, None, None, None), "", []
+    candidates = [[row["donor_id"], row["donor_indices"]]] + list(row.get("donor_fallbacks", [])) \
+        if row["donor_id"] else []
+    for vid, indices in candidates:  # copy-and-paste pastes the donor's object alone: no effect masks read
+        try:
+            donor, used = read_clip(dataset.record(vid), indices, config, rng), vid
+            break
+        except DataError as e:
+            skipped.append({"video_id": vid, "reason": f"{e.url}: {e.reason}"})
+    if donors is not None:
+        donors.update(used=used, skipped=skipped)
     spec = PairSpec(task=row["task"], seed=int(row["seed"]), colour=tuple(row["colour"]), prompt=row["prompt"])
     return make_pair(spec, video, masks, ids, config.synth, donor_video=donor[0], donor_masks=donor[1],
                      donor_ids=donor[2], inpainter=inpainter, effects=effects)

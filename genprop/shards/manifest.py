@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 STATUSES = ("ok", "skipped", "failed")
 SCHEMA = pa.schema([
-    ("kind", pa.string()),        # "video" | "sample"
+    ("kind", pa.string()),        # "video" | "sample" | "donor" (a copy-and-paste donor that was replaced)
     ("source", pa.string()),
     ("video_id", pa.string()),
     ("key", pa.string()),         # sample key ("" for video rows and samples that were not made)

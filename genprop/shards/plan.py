@@ -8,7 +8,7 @@ in which shard.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -107,6 +107,8 @@ class PlannedSample:
         fps (str): the clip's frame rate.
         task (str), seed (int), colour (list[int]), prompt (str): the pair spec.
         donor_id (str): copy-and-paste donor video ("" = the video itself); donor_indices (list[int]).
+        donor_fallbacks (list): ``[video_id, indices]`` of the donors tried in turn when the donor cannot be read
+            (the next videos in id order, drawn without randomness, so a rerun makes the same choice).
     """
 
     shard: int
@@ -122,9 +124,14 @@ class PlannedSample:
     prompt: str
     donor_id: str
     donor_indices: list
+    donor_fallbacks: list = field(default_factory=list)
 
     def to_row(self) -> dict:
         return asdict(self)
+
+
+# Donors tried after the drawn one when it cannot be read (then the video itself is its own donor).
+DONOR_CANDIDATES = 3
 
 
 def plan_samples(videos: list[dict], config: ShardsConfig, samples_per_shard: int) -> list[PlannedSample]:
@@ -143,17 +150,19 @@ def plan_samples(videos: list[dict], config: ShardsConfig, samples_per_shard: in
                                                    replace=False))
         for start in starts:
             spec = sample_spec(rng, config.synth)
-            donor_id, donor_indices = "", []
+            donors = []  # the drawn donor first, then the fallbacks: the videos after it in id order
             if spec.task == TASK_COPY_PASTE and len(ok) > 1:
-                d = ok[(i + 1 + int(rng.integers(len(ok) - 1))) % len(ok)]  # another video
-                donor_id = d["video_id"]
-                donor_indices = clip_indices(d["num_frames"], videolib.parse_fps(d["fps"]), config, d["starts"][0],
-                                             d.get("stride", 1))
+                j = (i + 1 + int(rng.integers(len(ok) - 1))) % len(ok)  # another video
+                for d in [ok[(j + n) % len(ok)] for n in range(len(ok))][:DONOR_CANDIDATES + 1]:
+                    if d is not v:
+                        donors.append([d["video_id"], clip_indices(d["num_frames"], videolib.parse_fps(d["fps"]),
+                                                                   config, d["starts"][0], d.get("stride", 1))])
+            donor_id, donor_indices = donors[0] if donors else ("", [])
             idx = clip_indices(v["num_frames"], videolib.parse_fps(v["fps"]), config, start, v.get("stride", 1))
             planned.append(dict(source=v["source"], video_id=v["video_id"], start=start, indices=idx,
                                 fps=config.fps or v.get("clip_fps") or v["fps"],
                                 task=spec.task, seed=spec.seed, colour=list(spec.colour), prompt=spec.prompt,
-                                donor_id=donor_id, donor_indices=donor_indices))
+                                donor_id=donor_id, donor_indices=donor_indices, donor_fallbacks=donors[1:]))
     return [PlannedSample(shard=n // samples_per_shard, position=n % samples_per_shard, **p)
             for n, p in enumerate(planned)]
 
