@@ -43,7 +43,7 @@ def make_pairs(batch: dict, url: str, config: ShardsConfig, inpainter=None) -> d
             reason = f"{type(e).__name__}: {e} ({traceback.format_exc(limit=-1).strip().splitlines()[-3]})"
         out["plan"].append(plan)
         out["status"].append(status)
-        out["reason"].append(reason[:2000])
+        out["reason"].append(reason)  # whole: the summary lists it as it is
         out["pair"].append(pair)
         out["donor_skips"].append(json.dumps(donors["skipped"]))  # recorded for the donors alone
     return out
