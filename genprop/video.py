@@ -154,17 +154,31 @@ def _check_sampling(indices, stride, target_fps, start, max_frames) -> None:
         raise ValueError(f"start must be >= 0, got {start}")
 
 
-def _probe_path(path: str, url: str) -> VideoInfo:
-    """:func:`probe` of a local file; ``url`` is only used in errors."""
+def open_container(path: str, url: str, *, video: bool = True):
+    """A PyAV input container of the local file ``path`` (``url`` names it in errors).
+
+    Args:
+        path (str): the local file. url (str): what errors call it.
+        video (bool, default True): require a video stream.
+
+    Raises:
+        VideoDecodeError: an empty or unreadable file, or (``video``) one without a video stream.
+    """
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(url, "empty file (0 bytes)")
     try:
         container = av.open(path)
     except (av.FFmpegError, OSError, ValueError) as e:
-        raise VideoDecodeError(url, f"not a readable video ({type(e).__name__}: {e})") from e
-    with container:
-        if not container.streams.video:
-            raise VideoDecodeError(url, "no video stream")
+        raise VideoDecodeError(url, f"not a readable video ({type(e).__name__}: {str(e).strip()})") from e
+    if video and not container.streams.video:
+        container.close()
+        raise VideoDecodeError(url, "no video stream")
+    return container
+
+
+def _probe_path(path: str, url: str) -> VideoInfo:
+    """:func:`probe` of a local file; ``url`` is only used in errors."""
+    with open_container(path, url) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate:
@@ -203,7 +217,7 @@ def probe(url: str) -> VideoInfo:
 
 @contextlib.contextmanager
 def local_video(url: str) -> Iterator[str]:
-    """A local path of the video at ``url`` (:func:`storage.local_copy`), a missing file as :class:`VideoDecodeError`."""
+    """A local path of the video at ``url`` (:func:`storage.local_copy`); a missing file is a VideoDecodeError."""
     if not storage.exists(url):
         raise VideoDecodeError(url, "file not found")
     with storage.local_copy(url) as path:

@@ -21,7 +21,6 @@ range, or it gets BT.601 limited whatever the stream is tagged.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy as np
 from av.video.reformatter import Colorspace
 
 from genprop.errors import DecodeTimeoutError, VideoDecodeError
-from genprop.video import local_video
+from genprop.video import local_video, open_container
 
 # ffmpeg's AVColorSpace -> swscale's matrix. BT.2020 constant-luminance has no swscale matrix;
 # the non-constant one is the nearest. Anything else (unspecified included) is left to the frame.
@@ -94,22 +93,9 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).strip()}"[:_MAX_REASON]
 
 
-def _open_input(path: str, url: str, *, video: bool = True):
-    if os.path.getsize(path) == 0:
-        raise VideoDecodeError(url, "empty file (0 bytes)")
-    try:
-        container = av.open(path)
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise VideoDecodeError(url, f"not a readable video ({_reason(e)})") from e
-    if video and not container.streams.video:
-        container.close()
-        raise VideoDecodeError(url, "no video stream")
-    return container
-
-
 def _probe_path(path: str, url: str) -> StreamInfo:
     """:func:`probe_stream` of a local file; ``url`` is only used in errors."""
-    with _open_input(path, url) as container:
+    with open_container(path, url) as container:
         stream = container.streams.video[0]
         cc, tb = stream.codec_context, stream.time_base
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -133,7 +119,7 @@ def _probe_path(path: str, url: str) -> StreamInfo:
                       rotation=int(first.rotation), has_audio=bool(container.streams.audio),
                       pix_fmt=cc.pix_fmt or first.format.name)
     if num_frames <= 0:  # e.g. Matroska: count packets by demuxing, without decoding
-        with _open_input(path, url) as container:
+        with open_container(path, url) as container:
             try:
                 num_frames = sum(1 for p in container.demux(container.streams.video[0]) if p.size)
             except av.FFmpegError as e:
@@ -196,7 +182,7 @@ class VideoReader:
         try:
             self.local_path = self._stack.enter_context(local_video(self.url))
             self.info = _probe_path(self.local_path, self.url)
-            self._container = _open_input(self.local_path, self.url)
+            self._container = open_container(self.local_path, self.url)
         except BaseException:
             self._stack.close()
             raise

@@ -20,8 +20,8 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from genprop import storage
-from genprop.video import local_video, parse_fps
-from genprop.video_stream import _RGB, _SWS_MATRIX, _SWS_THREADS, _UNSPECIFIED, StreamInfo, _open_input
+from genprop.video import local_video, open_container, parse_fps
+from genprop.video_stream import _RGB, _SWS_MATRIX, _SWS_THREADS, _UNSPECIFIED, StreamInfo
 
 MODES = ("crf", "lossless", "rgb-lossless")
 
@@ -122,7 +122,7 @@ class VideoWriter:
         self._audio_out = self._audio_next = None
         if audio_from is not None:
             path = self._stack.enter_context(local_video(audio_from))
-            src = self._stack.enter_context(_open_input(path, audio_from, video=False))
+            src = self._stack.enter_context(open_container(path, audio_from, video=False))
             if src.streams.audio:
                 a_in = src.streams.audio[0]
                 self._audio_out = self._out.add_stream_from_template(a_in)
