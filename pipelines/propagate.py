@@ -70,15 +70,18 @@ def is_done(output: str, row_id: str) -> bool:
 
 
 def row_size(url: str) -> tuple[int, int] | None:
-    """(H, W) of a row's video from its header (None when it cannot be read: the row will say why)."""
+    """(H, W) of a row's video from its container header alone, read through fsspec (no local copy, no decode:
+    the driver sizes every row of an archive); None when it cannot be read (the row will say why)."""
+    import av
+
     from genprop.errors import DataError
-    from genprop.video_stream import probe_stream
 
     try:
-        info = probe_stream(url)
-    except DataError:
+        with storage.open_url(url) as f, av.open(f) as container:
+            cc = container.streams.video[0].codec_context
+            return (int(cc.height), int(cc.width)) if cc.height and cc.width else None
+    except (DataError, OSError, IndexError, ValueError, av.FFmpegError):
         return None
-    return info.height, info.width
 
 
 class PropagateRows:

@@ -139,9 +139,14 @@ def drift_report(output: np.ndarray, original: np.ndarray, edit_mask: np.ndarray
         {"windows": [{"index", "start", "end", "psnr_m"}], "drift_db": first - last window's PSNR_m (None if
         either is unavailable or there is one window)}.
     """
-    rows = [{"index": k, "start": s, "end": e,
-             "psnr_m": metrics.psnr_m(output[s:e], original[s:e], edit_mask[s:e])}
-            for k, (s, e) in enumerate(spans)]
+    return drift_of_windows([{"index": k, "start": s, "end": e,
+                              "psnr_m": metrics.psnr_m(output[s:e], original[s:e], edit_mask[s:e])}
+                             for k, (s, e) in enumerate(spans)])
+
+
+def drift_of_windows(rows: list[dict]) -> dict:
+    """``{"windows": rows, "drift_db": first - last window's PSNR_m}`` (None if either is unavailable or there is
+    one window), from per-window rows ``{"index", "start", "end", "psnr_m"}``."""
     first, last = rows[0]["psnr_m"], rows[-1]["psnr_m"]
     drift = None if len(rows) < 2 or first is None or last is None else round(first - last, 4)
     return {"windows": rows, "drift_db": drift}

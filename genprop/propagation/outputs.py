@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from genprop.propagation.tracking import mask_frames
+from genprop.propagation.tracking import mask_levels
 
 
 @dataclass
@@ -51,7 +51,7 @@ class PropagationResult:
         raw (np.ndarray): (T, H, W, 3) uint8, the model's frames upsampled (equal to ``frames`` with composite none).
         track_mask (np.ndarray | None): (T, H, W) bool, the painted change segmented (colour-fill task only).
         work_size (tuple[int, int]): the (h, w) the model ran at.
-        drift (dict): per-window PSNR_m at the working size and the drift (``long_video.drift_report``).
+        drift (dict): per-window PSNR_m at the working size and the drift (``long_video.drift_of_windows``).
         peak_memory (dict): ``memory.peak_memory`` after the run.
         stats (dict): windows, seconds per stage, the region source.
         fps (Fraction | None): the input's frame rate, when read from a file.
@@ -83,12 +83,6 @@ class ArraySink:
         self.raw.append(f.raw)
         self.mpd.append(f.mpd)
         self.tracked.append(f.tracked)
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
 
     def result(self, **kwargs) -> PropagationResult:
         tracked = None if self.tracked[0] is None else np.stack(self.tracked)
@@ -135,11 +129,11 @@ class FileSink:
     def add(self, f: OutputFrame) -> None:
         w = self.writers
         if "mask" in w:
-            w["mask"].write(mask_frames(f.region[None])[0], f.pts)
+            w["mask"].write(mask_levels(f.region), f.pts)  # grey writers take (H, W) levels
         if "mpd" in w:
-            w["mpd"].write(mask_frames(f.mpd[None])[0], f.pts)
+            w["mpd"].write(mask_levels(f.mpd), f.pts)
         if "track" in w:
-            w["track"].write(mask_frames(f.tracked[None])[0], f.pts)
+            w["track"].write(mask_levels(f.tracked), f.pts)
         if "raw" in w:
             w["raw"].write(f.raw, f.pts)
         w["video"].write(f.frame, f.pts)

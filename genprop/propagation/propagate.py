@@ -27,7 +27,7 @@ from genprop.models.trained_clip import PositionalCapacity, positional_capacity
 from genprop.propagation import memory
 from genprop.propagation.composite import Compositor, EditRegion
 from genprop.propagation.config import TRACK_TASK_ID, PropagationConfig
-from genprop.propagation.long_video import stream_windows, window_spans
+from genprop.propagation.long_video import drift_of_windows, stream_windows, window_spans
 from genprop.propagation.outputs import ArraySink, BackgroundSink, FileSink, OutputFrame, PropagationResult
 from genprop.propagation.progress import Progress
 from genprop.propagation.resize import FrameMap, to_uint8
@@ -277,10 +277,8 @@ class Propagator:
                 progress.update(fin.window + 1, done)
         if progress is not None:
             progress.update(len(drift_rows), done, final=True)
-        first, last = drift_rows[0]["psnr_m"], drift_rows[-1]["psnr_m"]
-        drift = None if len(drift_rows) < 2 or first is None or last is None else round(first - last, 4)
         return {"frames": done, "windows": len(drift_rows), "work_size": list(fmap.work_size),
-                "region_source": source_kind, "drift": {"windows": drift_rows, "drift_db": drift},
+                "region_source": source_kind, "drift": drift_of_windows(drift_rows),
                 "seconds": {k: round(v, 3) for k, v in secs.items()}}
 
     # ------------------------------------------------------------------ entry points

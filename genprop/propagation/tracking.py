@@ -80,10 +80,16 @@ def track_mask(frames: np.ndarray, original: np.ndarray, edited_first: np.ndarra
     return painted_change(frames, original, colour, threshold)
 
 
+def mask_levels(mask: np.ndarray) -> np.ndarray:
+    """A bool or [0, 1] float mask (any shape) -> uint8 grey levels of the same shape (255 = edited)."""
+    if mask.dtype == bool:
+        return mask.astype(np.uint8) * 255
+    return (np.clip(mask.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
+
+
 def mask_frames(mask: np.ndarray) -> np.ndarray:
     """A bool or [0, 1] float mask (T, H, W) -> grey RGB frames (T, H, W, 3) uint8 (255 = edited)."""
-    grey = (np.clip(mask.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=-1)
+    return np.repeat(mask_levels(mask)[..., None], 3, axis=-1)
 
 
 def write_mask_video(mask: np.ndarray, url: str, fps) -> None:
