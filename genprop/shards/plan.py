@@ -75,7 +75,8 @@ def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
         return {**row, "status": "skipped", "reason": f"shorter than T: {rec.num_frames} < {config.frames} frames"}
     annotated = set(rec.annotated_frames)
     # clips at the annotation rate unless the config names a rate (sparse annotations: SA-V every 4th frame)
-    stride = annotation_stride(rec.annotated_frames) if config.fps is None else 1
+    rate = annotation_stride(rec.annotated_frames)
+    stride = rate if config.fps is None else 1
     starts = []
     for s in range(rec.num_frames):
         idx = clip_indices(rec.num_frames, rec.fps, config, s, stride)
@@ -83,7 +84,6 @@ def describe_video(dataset, video_id: str, config: ShardsConfig) -> dict:
             break
         if annotated.issuperset(idx):
             starts.append(s)
-    rate = annotation_stride(rec.annotated_frames)
     if not starts:
         every = f"every {rate}th frame ({videolib.fps_string(rec.fps / rate)} fps)" if rate > 1 else "every frame"
         if len(rec.annotated_frames) == 1:
@@ -153,7 +153,7 @@ def plan_samples(videos: list[dict], config: ShardsConfig, samples_per_shard: in
             donors = []  # the drawn donor first, then the fallbacks: the videos after it in id order
             if spec.task == TASK_COPY_PASTE and len(ok) > 1:
                 j = (i + 1 + int(rng.integers(len(ok) - 1))) % len(ok)  # another video
-                for d in [ok[(j + n) % len(ok)] for n in range(len(ok))][:DONOR_CANDIDATES + 1]:
+                for d in (ok[(j + n) % len(ok)] for n in range(min(len(ok), DONOR_CANDIDATES + 1))):
                     if d is not v:
                         donors.append([d["video_id"], clip_indices(d["num_frames"], videolib.parse_fps(d["fps"]),
                                                                    config, d["starts"][0], d.get("stride", 1))])
