@@ -33,9 +33,10 @@ def project_root() -> str:
         FileNotFoundError: genprop is installed without its source tree (then submit with ``--working-dir none``
             to a cluster whose image has genprop installed).
     """
-    import jobs
+    import pipelines
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(jobs.__file__)))
+    # Located from pipelines/ (its sibling jobs/ sits above it in the layers and is not imported here).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pipelines.__file__)))
     if not all(os.path.isfile(os.path.join(root, pkg, "__init__.py")) for pkg in ("genprop", "pipelines", "jobs")):
         raise FileNotFoundError(f"{root}: not the genprop source tree (genprop/, pipelines/, jobs/); run from a "
                                 "checkout (pip install -e .) or pass --working-dir none for an image with genprop")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from genprop import cli
+from jobs import cli
 
 BIN = os.path.dirname(sys.executable)
 

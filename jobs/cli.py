@@ -1,5 +1,7 @@
 """The ``genprop`` command.
 
+It lives in ``jobs/`` because several subcommands are the jobs themselves (``genprop train`` =
+``python -m jobs.train``); the library below (``genprop/``) never imports ``jobs/`` or ``pipelines/``.
 Each subcommand imports what it needs when it runs, so ``genprop --help`` stays fast and a
 command never pays for another's dependencies.
 """
@@ -154,15 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_model_info)
 
-    # -- shards commands (issue 4) --
     add_job_command(sub, "shards", "jobs.make_shards",
                     "make training shards (python -m jobs.make_shards; `genprop shards --help`: options)")
 
-    # -- train command (issue 5) --
     add_job_command(sub, "train", "jobs.train",
                     "train GenProp with Ray Train (python -m jobs.train; `genprop train --help`: options)")
 
-    # -- propagation and evaluation commands (issue 7) --
+    # Propagation of one video runs here, without Ray; the batch over a manifest is a Ray job.
     def _cmd_propagate(args: argparse.Namespace) -> int:
         from genprop.propagation.command import propagate_command
 
@@ -180,7 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_command(sub, "evaluate", "jobs.evaluate",
                     "metrics + baselines + HTML report over benchmark cases (= python -m jobs.evaluate)")
 
-    # -- the DAG (issue 8) --
     add_job_command(sub, "dag", "jobs.dag", "run the DAG world -> shards -> train -> propagate -> evaluate -> "
                     "report, locally or as Ray jobs (= python -m jobs.dag; `genprop dag run --help`: options)")
 
