@@ -35,11 +35,9 @@ from genprop.datasets.procedural import Case, WorldConfig, make_case, make_scene
 from genprop.metrics import iou
 from genprop.metrics import psnr as metrics_psnr
 from genprop.metrics import psnr_m
-from genprop.propagation.config import TASK_IDS
 from genprop.propagation.tracking import track_mask
+from genprop.tasks import Task
 
-# The propagation task of each benchmark task (replace and background use the "edit" = default embedding).
-CASE_TASK = {"remove": "remove", "insert": "insert", "track": "track", "replace": "edit", "background": "edit"}
 MASK_THRESHOLD = 0.5
 
 
@@ -98,14 +96,15 @@ def task_id_for(case_task: str, trained_tasks: set[str] | None = None) -> int:
     """The task embedding a case is propagated with; the default (0) when the run never trained that task.
 
     Args:
-        case_task (str): the benchmark task.
-        trained_tasks (set[str] | None): the propagation tasks the run's augmentations trained ("insert" =
-            copy-and-paste, "remove" = mask-and-fill, "track" = colour fill); None = all of them.
+        case_task (str): the benchmark task (``Task.for_case``: replace and background are the default).
+        trained_tasks (set[str] | None): the propagation names (``Task.cli_name``) of the tasks the run's
+            augmentations trained ("insert" = copy-and-paste, "remove" = mask-and-fill, "track" = colour fill);
+            None = all of them.
     """
-    task = CASE_TASK[case_task]
-    if trained_tasks is not None and task not in trained_tasks:
-        return 0
-    return TASK_IDS[task]
+    task = Task.for_case(case_task)
+    if trained_tasks is not None and task.cli_name not in trained_tasks:
+        return int(Task.DEFAULT)
+    return int(task)
 
 
 def _edit_scores(case: Case, frames: np.ndarray, method: str) -> dict[str, float]:

@@ -24,8 +24,9 @@ import traceback
 import ray
 
 from genprop import storage
-from genprop.propagation.config import PropagationConfig, task_id
+from genprop.propagation.config import PropagationConfig
 from genprop.propagation.progress import format_duration
+from genprop.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class PropagateRows:
         start = time.perf_counter()
         stats = self.propagator.run_files(
             row["video"], row["edited_first_frame"], urls["video"], prompt=row["prompt"] or None,
-            task=task_id(row["task"]), mask_out=urls["mask"], track_out=urls["track"],
+            task=int(Task.from_cli(row["task"])), mask_out=urls["mask"], track_out=urls["track"],
             raw_out=urls["raw"] if self.write_raw else None, mpd_out=urls["mpd"] if self.write_raw else None,
             decode_timeout_s=self.timeout)
         return {"status": "done", "reason": "", "frames": int(stats["frames"]),

@@ -7,11 +7,11 @@ import json
 import os
 
 import pytest
-import yaml
 
 from genprop import configs, storage
-from genprop.dag import STAGES, cases_manifest, load_deployment, plan_stages, propagation_task, read_state, run_dag, select
+from genprop.dag import STAGES, cases_manifest, load_deployment, plan_stages, read_state, run_dag, select
 from genprop.report.table import metric_table
+from genprop.tasks import Task
 from jobs.common import load_section, resolve_config
 from tests.dag_helpers import tiny_dag_sections, write_config
 
@@ -163,9 +163,9 @@ def test_cases_manifest_maps_every_case(tmp_path):
     assert [r["id"] for r in rows] == ids and len(rows) >= 4
     for r in rows:
         case = json.load(open(os.path.join(world, "cases", r["id"], "case.json")))
-        assert r["task"] == propagation_task(case["task"]) and r["prompt"] == case["prompt"]
+        assert r["task"] == Task.for_case(case["task"]).cli_name and r["prompt"] == case["prompt"]
         assert os.path.exists(r["video"]) and os.path.exists(r["edited_first_frame"])
-    assert {propagation_task(t) for t in ("remove", "insert", "track", "replace", "background")} == {
+    assert {Task.for_case(t).cli_name for t in ("remove", "insert", "track", "replace", "background")} == {
         "remove", "insert", "track", "edit"}
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -191,7 +191,7 @@ def test_report_stage_writes_summary_and_prints_table(tmp_path, capsys):
 
 
 def test_dag_command_refuses_bad_arguments(tmp_path, capsys):
-    from genprop.cli import main
+    from jobs.cli import main
 
     cfg = write_config(tmp_path / "dag.yaml", tiny_dag_sections(str(tmp_path / "run")))
     with pytest.raises(SystemExit):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import os
 import tarfile
 
@@ -17,18 +16,19 @@ from genprop.shards import (ConfigMismatchError, ShardOutput, ShardsConfig, Shar
                             plan_samples, read_manifest, sample_key, sample_tar_bytes)
 from genprop.shards.sample import pack_mask, unpack_mask
 from genprop.shards.tar_writer import read_tar_members
-from genprop.synth import TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_MASK_FILL
+from genprop.tasks import AUGMENTATION_TASKS, Task
 from tests.conftest import upload_tree
 from tests.shards_helpers import BAD_VIDEOS, list_objects, read_all, write_world_with_bad_videos
 
 
 # ------------------------------------------------------------------------------------------------ units
 def test_sample_key_is_stable_and_dot_free():
-    k = sample_key("youtube-vos", "abc", 3, 12, TASK_MASK_FILL)
+    k = sample_key("youtube-vos", "abc", 3, 12, Task.MASK_FILL.augmentation)
     assert k == "youtube-vos_abc_o3_f000012_mask_fill"
-    dotted = sample_key("sav", "sav_000.1", 1, 0, TASK_COPY_PASTE)
-    assert "." not in dotted and dotted == sample_key("sav", "sav_000.1", 1, 0, TASK_COPY_PASTE)
-    assert dotted != sample_key("sav", "sav_000-1", 1, 0, TASK_COPY_PASTE)  # sanitising cannot collide
+    paste = Task.COPY_PASTE.augmentation
+    dotted = sample_key("sav", "sav_000.1", 1, 0, paste)
+    assert "." not in dotted and dotted == sample_key("sav", "sav_000.1", 1, 0, paste)
+    assert dotted != sample_key("sav", "sav_000-1", 1, 0, paste)  # sanitising cannot collide
 
 
 def test_sample_tar_has_fixed_metadata_and_sorted_members(tmp_path):
@@ -114,7 +114,7 @@ def test_output_refuses_another_config(tmp_path):
         out.claim(dataclasses.replace(config, seed=3))
 
 
-@pytest.mark.parametrize("task", [TASK_COPY_PASTE, TASK_MASK_FILL, TASK_COLOUR_FILL])
+@pytest.mark.parametrize("task", AUGMENTATION_TASKS)
 def test_an_encoded_sample_trains_genprop_with_no_encoder(tmp_path, task):
     """Members decode to exactly what GenPropModel.forward + region_aware_loss take; routing is kept."""
     from genprop.datasets.procedural import WorldConfig, write_world
@@ -130,7 +130,7 @@ def test_an_encoded_sample_trains_genprop_with_no_encoder(tmp_path, task):
     ds = open_dataset(config.input)
     rows = [describe_video(ds, v, config) for v in ds.videos()]
     row = next(p for p in plan_samples(rows, config, 2) if True).to_row()
-    row.update(task=task, prompt="track colored regions" if task == TASK_COLOUR_FILL else "")
+    row.update(task=task.augmentation, prompt="track colored regions" if task == Task.COLOUR_FILL else "")
     pair = make_planned_pair(row, ds, config)
     enc = SampleEncoder(config)
     key, blocks = enc.encode(pair, row)
@@ -139,7 +139,7 @@ def test_an_encoded_sample_trains_genprop_with_no_encoder(tmp_path, task):
         assert name.startswith(key + ".")
         sample[name[len(key) + 1:]] = data
     s = decode_sample(sample)
-    assert s["task_id"] == pair.task_id and s["prompt"] == pair.prompt and s["meta"]["task"] == task
+    assert s["task_id"] == pair.task_id and s["prompt"] == pair.prompt and s["meta"]["task"] == task.augmentation
     assert np.array_equal(s["mask"], pair.mask) and np.array_equal(s["cond_frame"], pair.target_video[0])
     bb = enc.backbone
     with torch.no_grad():

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genprop.synth import (TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_IDS, TASK_MASK_FILL, TRACK_PROMPT, PairSpec,
-                           SynthConfig, colour_fill, copy_paste, make_pair, mask_fill, sample_spec)
+from genprop.synth import (TRACK_PROMPT, PairSpec, SynthConfig, SyntheticPair, colour_fill, copy_paste, make_pair,
+                           mask_fill, sample_spec)
 from genprop.synth.sampler import SkipSample
+from genprop.tasks import Task
 
 
 def _clip(seed=0, t=5, h=32, w=40):
@@ -19,16 +20,17 @@ def _clip(seed=0, t=5, h=32, w=40):
     return video, mask
 
 
-def test_task_ids_match_the_model():
-    from genprop.models.task_embedding import TASK_NAMES
-
-    assert TASK_IDS == {k: v for k, v in TASK_NAMES.items() if k != "default"}
+def test_a_pair_is_made_by_an_augmentation_task():
+    video, mask = _clip()
+    for task in (Task.DEFAULT, "mask_fill", 2):
+        with pytest.raises(ValueError, match="task must be one of"):
+            SyntheticPair(task=task, sce_video=video, target_video=video, mask=mask, prompt="", object_id=1)
 
 
 def test_mask_fill_changes_only_the_filled_region_and_routes_v_to_target():
     video, mask = _clip()
     pair = mask_fill(video, mask, dilate=1)
-    assert pair.task == TASK_MASK_FILL and pair.task_id == 2 and pair.prompt == ""
+    assert pair.task == Task.MASK_FILL and pair.task_id == 2 and pair.prompt == ""
     assert (pair.mask >= mask).all()  # the filled region covers the object
     outside = ~pair.mask
     assert np.array_equal(pair.sce_video[outside], video[outside])
@@ -48,7 +50,7 @@ def test_mask_fill_composites_a_leaky_inpainter():
 def test_colour_fill_paints_only_the_region_and_routes_painted_video_to_target():
     video, mask = _clip()
     pair = colour_fill(video, mask, (255, 0, 7))
-    assert pair.task == TASK_COLOUR_FILL and pair.task_id == 3 and pair.prompt == TRACK_PROMPT
+    assert pair.task == Task.COLOUR_FILL and pair.task_id == 3 and pair.prompt == TRACK_PROMPT
     assert np.array_equal(pair.mask, mask)
     # routing: E gets V, G gets painted v1, target is the painted video
     assert np.array_equal(pair.sce_video, video)
@@ -100,14 +102,14 @@ def _grow(mask, d):
     return np.stack([cv2.dilate(m.astype(np.uint8), kernel) for m in mask]).astype(bool)
 
 
-@pytest.mark.parametrize("task", [TASK_MASK_FILL, TASK_COLOUR_FILL])
+@pytest.mark.parametrize("task", [Task.MASK_FILL, Task.COLOUR_FILL])
 @pytest.mark.parametrize("dilate", [0, 1])
 def test_make_pair_uses_the_chosen_objects_effects_unless_switched_off(task, dilate):
     video, mask = _clip()
     other = np.roll(mask, 12, axis=2)
     masks, fx = np.stack([mask, other]), np.stack([_effects(mask), np.zeros_like(mask)])
-    switch = "mask_fill_effects" if task == TASK_MASK_FILL else "colour_fill_effects"
-    grow = dilate if task == TASK_MASK_FILL else 0  # colour fill paints the mask as it is
+    switch = "mask_fill_effects" if task == Task.MASK_FILL else "colour_fill_effects"
+    grow = dilate if task == Task.MASK_FILL else 0  # colour fill paints the mask as it is
     seen = set()
     for seed in range(8):
         spec = PairSpec(task=task, seed=seed, colour=(1, 2, 3), prompt="")
@@ -125,7 +127,7 @@ def test_copy_paste_pastes_only_where_its_mask_says_and_follows_the_donor():
     video, _ = _clip(0)
     donor, dmask = _clip(1)
     pair = copy_paste(video, donor, dmask, np.random.default_rng(3), scale_range=(1.0, 1.0), object_id=7)
-    assert pair.task == TASK_COPY_PASTE and pair.task_id == 1 and pair.object_id == 7
+    assert pair.task == Task.COPY_PASTE and pair.task_id == 1 and pair.object_id == 7
     assert pair.mask[0].any()
     assert np.array_equal(pair.sce_video[~pair.mask], video[~pair.mask])
     # at scale 1 the pasted pixels are the donor's, shifted by an integer-ish offset: same area each frame
@@ -145,15 +147,15 @@ def test_ratios_hold_over_many_samples():
     config = SynthConfig()
     n = 4000
     tasks = [sample_spec(rng, config).task for _ in range(n)]
-    for task, ratio in zip((TASK_COPY_PASTE, TASK_MASK_FILL, TASK_COLOUR_FILL), (0.5, 0.375, 0.125)):
+    for task, ratio in zip((Task.COPY_PASTE, Task.MASK_FILL, Task.COLOUR_FILL), (0.5, 0.375, 0.125)):
         assert abs(tasks.count(task) / n - ratio) < 0.03, task
     only = SynthConfig(ratios=(0, 0, 1))
-    assert {sample_spec(rng, only).task for _ in range(50)} == {TASK_COLOUR_FILL}
+    assert {sample_spec(rng, only).task for _ in range(50)} == {Task.COLOUR_FILL}
     specs = [sample_spec(rng, config) for _ in range(200)]
-    assert all((s.prompt == TRACK_PROMPT) == (s.task == TASK_COLOUR_FILL) for s in specs)
+    assert all((s.prompt == TRACK_PROMPT) == (s.task == Task.COLOUR_FILL) for s in specs)
 
 
-@pytest.mark.parametrize("task", [TASK_COPY_PASTE, TASK_MASK_FILL, TASK_COLOUR_FILL])
+@pytest.mark.parametrize("task", [Task.COPY_PASTE, Task.MASK_FILL, Task.COLOUR_FILL])
 def test_same_seed_same_bytes(task):
     video, mask = _clip()
     masks = np.stack([mask, np.roll(mask, 10, axis=1)])
@@ -163,7 +165,7 @@ def test_same_seed_same_bytes(task):
     assert a.sce_video.tobytes() == b.sce_video.tobytes() and a.mask.tobytes() == b.mask.tobytes()
     assert a.target_video.tobytes() == b.target_video.tobytes() and a.object_id == b.object_id
     c = make_pair(PairSpec(task=task, seed=12, colour=(1, 2, 3), prompt=""), video, masks, (1, 2), SynthConfig())
-    if task == TASK_COPY_PASTE:  # another seed, another placement
+    if task == Task.COPY_PASTE:  # another seed, another placement
         assert c.sce_video.tobytes() != a.sce_video.tobytes()
 
 
@@ -171,7 +173,7 @@ def test_objects_below_the_minimum_area_are_skipped():
     video, mask = _clip()
     tiny = np.zeros_like(mask)
     tiny[:, 0, 0] = True
-    spec = PairSpec(task=TASK_MASK_FILL, seed=0, colour=(0, 0, 0), prompt="")
+    spec = PairSpec(task=Task.MASK_FILL, seed=0, colour=(0, 0, 0), prompt="")
     with pytest.raises(SkipSample, match="minimum area"):
         make_pair(spec, video, tiny[None], (1,), SynthConfig(min_object_area=0.01))
     pair = make_pair(spec, video, np.stack([tiny, mask]), (1, 2), SynthConfig(min_object_area=0.01))

@@ -5,23 +5,14 @@ from __future__ import annotations
 import json
 
 from genprop import storage
-
-# The world's case tasks -> the propagation tasks the model knows. Replacement and background swaps are
-# plain first-frame edits to GenProp (the task embedding distinguishes only insert/remove/track/edit).
-_TASKS = {"remove": "remove", "insert": "insert", "track": "track", "replace": "edit", "background": "edit"}
-
-
-def propagation_task(case_task: str) -> str:
-    """The propagation task for a world case task (``edit`` for anything the model has no own task for).
-
-    Args:
-        case_task (str): the ``task`` of a ``case.json``.
-    """
-    return _TASKS.get(case_task, "edit")
+from genprop.tasks import Task
 
 
 def cases_manifest(world: str, limit: int | None = None) -> list[dict]:
     """One manifest row (id, video, edited_first_frame, prompt, task) per case under ``world``, sorted by id.
+
+    A row's task is the propagation name of the case's task (``Task.for_case``: replacing an object or the
+    background is a plain first-frame edit, ``edit``).
 
     Args:
         world (str): a procedural world root (with ``cases/``) or its ``cases/`` directory.
@@ -39,6 +30,6 @@ def cases_manifest(world: str, limit: int | None = None) -> list[dict]:
                      "video": storage.join(root, name, files.get("original", "original.mp4")),
                      "edited_first_frame": storage.join(root, name, files.get("edited_first_frame",
                                                                                "edited_first_frame.png")),
-                     "prompt": case.get("prompt", ""), "task": propagation_task(case["task"])})
+                     "prompt": case.get("prompt", ""), "task": Task.for_case(case["task"]).cli_name})
     rows.sort(key=lambda r: r["id"])
     return rows[:limit] if limit is not None else rows

@@ -9,7 +9,8 @@ import os
 import sys
 
 from genprop.errors import GenPropError
-from genprop.propagation.config import COMPOSITES, OUTPUT_MODES, TASK_IDS, PropagationConfig, task_id
+from genprop.propagation.config import COMPOSITES, OUTPUT_MODES, PropagationConfig
+from genprop.tasks import CLI_NAMES, Task
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", required=True, help="the original video (any URL)")
     p.add_argument("--edited-first-frame", required=True, help="the edited first frame (PNG/JPEG, the video's size)")
     p.add_argument("--prompt", default=None, help="text prompt (Wan)")
-    p.add_argument("--task", default="auto", choices=sorted(TASK_IDS),
+    p.add_argument("--task", default="auto", choices=CLI_NAMES,
                    help="task embedding: auto/edit = default, insert = copy-and-paste, remove = mask-and-fill, "
                         "track = colour fill")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the backbone's)")
@@ -71,7 +72,7 @@ def propagate_command(args: argparse.Namespace) -> int:
                                    crf=args.crf, composite=args.composite)
         propagator = Propagator(load_model(args.model), config)
         stats = propagator.run_files(args.video, args.edited_first_frame, args.out, prompt=args.prompt,
-                                     task=task_id(args.task), seed=args.seed, mask_out=args.mask_out,
+                                     task=int(Task.from_cli(args.task)), seed=args.seed, mask_out=args.mask_out,
                                      raw_out=args.raw_out, mpd_out=args.mpd_out, track_out=args.track_out,
                                      progress=True, quiet=args.quiet)
     except (GenPropError, ValueError) as e:

@@ -6,28 +6,8 @@ from dataclasses import dataclass
 
 from genprop.propagation.tracking import EDIT_DIFF_THRESHOLD
 
-# ``--task`` names -> the trained task embeddings (0 default, 1 copy-and-paste, 2 mask-and-fill,
-# 3 colour fill). "edit" (replace an object or the background) has no augmentation of its own: the
-# default embedding, as "auto".
-TASK_IDS = {"auto": 0, "edit": 0, "insert": 1, "remove": 2, "track": 3}
-TRACK_TASK_ID = TASK_IDS["track"]
 OUTPUT_MODES = ("crf", "lossless", "rgb-lossless")
 COMPOSITES = ("auto", "diff", "mpd", "none")
-
-
-def task_id(task: str) -> int:
-    """The task embedding id of a ``--task`` name (auto, edit, remove, insert, track).
-
-    Args:
-        task (str): the name.
-
-    Raises:
-        ValueError: an unknown name (the message lists the known ones).
-    """
-    try:
-        return TASK_IDS[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_IDS)}") from None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import posixpath
 
 from genprop import storage
 from genprop.errors import DataError
-from genprop.propagation.config import TASK_IDS
+from genprop.tasks import Task
 
 COLUMNS = ("id", "video", "edited_first_frame", "prompt", "task")
 REQUIRED = ("id", "video", "edited_first_frame")
@@ -84,8 +84,10 @@ def row_problem(row: dict, seen: set[str]) -> str | None:
     if rid in seen:
         return f"duplicate id {rid!r}"
     seen.add(rid)
-    if row["task"] not in TASK_IDS:
-        return f"unknown task {row['task']!r}; expected one of {sorted(TASK_IDS)}"
+    try:
+        Task.from_cli(row["task"])
+    except ValueError as e:  # the message names the task and the known ones
+        return str(e)
     for col in ("video", "edited_first_frame"):
         if not row[col]:
             return f"empty {col}"

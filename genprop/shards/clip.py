@@ -8,6 +8,7 @@ import numpy as np
 from genprop.errors import AnnotationError, DataError
 from genprop.shards.config import ShardsConfig
 from genprop.synth import SyntheticPair, make_pair
+from genprop.tasks import Task
 
 
 def crop_box(height: int, width: int, out_hw: tuple[int, int], scale: tuple[float, float],
@@ -90,9 +91,11 @@ def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None,
     """
     from genprop.synth import PairSpec
 
+    spec = PairSpec(task=Task.from_augmentation(row["task"]), seed=int(row["seed"]), colour=tuple(row["colour"]),
+                    prompt=row["prompt"])
     rng = np.random.default_rng(row["seed"])  # crop draws; the pair itself uses spec.seed separately
     video, masks, ids, effects = read_clip(dataset.record(row["video_id"]), row["indices"], config, rng,
-                                           effects=config.synth.uses_effects(row["task"]))
+                                           effects=config.synth.uses_effects(spec.task))
     donor, used, skipped = (None, None, None, None), "", []
     candidates = [[row["donor_id"], row["donor_indices"]]] + list(row.get("donor_fallbacks", [])) \
         if row["donor_id"] else []
@@ -104,6 +107,5 @@ def make_planned_pair(row: dict, dataset, config: ShardsConfig, inpainter=None,
             skipped.append({"video_id": vid, "reason": f"{e.url}: {e.reason}"})
     if donors is not None:
         donors.update(used=used, skipped=skipped)
-    spec = PairSpec(task=row["task"], seed=int(row["seed"]), colour=tuple(row["colour"]), prompt=row["prompt"])
     return make_pair(spec, video, masks, ids, config.synth, donor_video=donor[0], donor_masks=donor[1],
                      donor_ids=donor[2], inpainter=inpainter, effects=effects)

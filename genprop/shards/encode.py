@@ -59,9 +59,9 @@ class SampleEncoder:
         # 3. the loss masks: Gaussian-downsampled latent mask and the MPD target
         latent_mask, mpd_target = loss_masks(torch.from_numpy(pair.mask[None]).to(dev).float(), bb.latent_map,
                                              sce.shape[1])
-        key = sample_key(row["source"], row["video_id"], pair.object_id, row["start"], pair.task)
+        key = sample_key(row["source"], row["video_id"], pair.object_id, row["start"], pair.task.augmentation)
         meta = {"key": key, "source": row["source"], "video": row["video_id"], "object": pair.object_id,
-                "task": pair.task, "task_id": pair.task_id, "start": int(row["start"]),
+                "task": pair.task.augmentation, "task_id": pair.task_id, "start": int(row["start"]),
                 "frames": [int(i) for i in row["indices"]], "fps": row.get("fps", ""),
                 "size": [int(pair.mask.shape[1]), int(pair.mask.shape[2])], "seed": int(row["seed"]),
                 "donor": row["donor_id"], "synth": pair.info, "backbone": self.config.backbone_kind,

@@ -16,7 +16,8 @@ from genprop import video as videolib
 from genprop.datasets.verify import verify_record
 from genprop.errors import DataError
 from genprop.shards.config import ShardsConfig
-from genprop.synth import TASK_COPY_PASTE, sample_spec
+from genprop.synth import sample_spec
+from genprop.tasks import Task
 
 
 def _stable_int(*parts) -> int:
@@ -105,7 +106,8 @@ class PlannedSample:
         shard (int), position (int): the shard and the place in it.
         source (str), video_id (str), start (int), indices (list[int]): the clip.
         fps (str): the clip's frame rate.
-        task (str), seed (int), colour (list[int]), prompt (str): the pair spec.
+        task (str), seed (int), colour (list[int]), prompt (str): the pair spec (``task``: the augmentation's
+            name, ``Task.augmentation``).
         donor_id (str): copy-and-paste donor video ("" = the video itself); donor_indices (list[int]).
         donor_fallbacks (list): ``[video_id, indices]`` of the donors tried in turn when the donor cannot be read
             (the next videos in id order, drawn without randomness, so a rerun makes the same choice).
@@ -151,7 +153,7 @@ def plan_samples(videos: list[dict], config: ShardsConfig, samples_per_shard: in
         for start in starts:
             spec = sample_spec(rng, config.synth)
             donors = []  # the drawn donor first, then the fallbacks: the videos after it in id order
-            if spec.task == TASK_COPY_PASTE and len(ok) > 1:
+            if spec.task == Task.COPY_PASTE and len(ok) > 1:
                 j = (i + 1 + int(rng.integers(len(ok) - 1))) % len(ok)  # another video
                 for d in (ok[(j + n) % len(ok)] for n in range(min(len(ok), DONOR_CANDIDATES + 1))):
                     if d is not v:
@@ -160,8 +162,8 @@ def plan_samples(videos: list[dict], config: ShardsConfig, samples_per_shard: in
             donor_id, donor_indices = donors[0] if donors else ("", [])
             idx = clip_indices(v["num_frames"], videolib.parse_fps(v["fps"]), config, start, v.get("stride", 1))
             planned.append(dict(source=v["source"], video_id=v["video_id"], start=start, indices=idx,
-                                fps=config.fps or v.get("clip_fps") or v["fps"],
-                                task=spec.task, seed=spec.seed, colour=list(spec.colour), prompt=spec.prompt,
+                                fps=config.fps or v.get("clip_fps") or v["fps"], task=spec.task.augmentation,
+                                seed=spec.seed, colour=list(spec.colour), prompt=spec.prompt,
                                 donor_id=donor_id, donor_indices=donor_indices, donor_fallbacks=donors[1:]))
     return [PlannedSample(shard=n // samples_per_shard, position=n % samples_per_shard, **p)
             for n, p in enumerate(planned)]

@@ -8,7 +8,9 @@ Members (``<key>.<name>``; the name never holds the key's separator problem: key
   has at most :data:`SMALL_TENSOR` elements (SVD's ``added_time_ids`` must not round);
 - ``mask.npy``: (T, H, ceil(W/8)) uint8, the loss mask at video resolution, bits packed along W
   (:func:`unpack_mask`); ``latent_mask.npy``: (T_lat, 1, h, w) fp16; ``mpd_target.npy``: (T, h, w) fp16;
-- ``task.cls``: the task id as text; ``prompt.txt``; ``meta.json``.
+- ``task.cls``: the task id as text (what training reads); ``prompt.txt``; ``meta.json`` (its ``task`` is the
+  augmentation's name, ``genprop.tasks.Task.augmentation``; shards of the older format spell colour fill
+  ``color_fill`` there and in their keys, which nothing reads back).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def sample_key(source: str, video_id: str, object_id: int, start: int, task: str
         video_id (str): the id inside the dataset.
         object_id (int): the object the augmentation used.
         start (int): the clip's first source frame.
-        task (str): the augmentation.
+        task (str): the augmentation's name (``Task.augmentation``).
     """
     raw = f"{source}_{video_id}"
     safe = _UNSAFE.sub("-", raw)

@@ -11,18 +11,16 @@ what the model consumes, so "which video goes where" is decided once, here:
     colour fill    V                        painted v1        V painted every frame painted region
     ============== ======================== ================= ===================== ===============
 
-The target is always the video whose first frame G receives.
+The target is always the video whose first frame G receives. A pair's task is a :class:`genprop.tasks.Task`.
 """
 
 from genprop.synth.colour_fill import colour_fill
 from genprop.synth.copy_paste import copy_paste
 from genprop.synth.mask_fill import Inpainter, mask_fill, opencv_inpainter
-from genprop.synth.pair import (TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_IDS, TASK_MASK_FILL, TRACK_PROMPT,
-                                SyntheticPair)
+from genprop.synth.pair import TRACK_PROMPT, SyntheticPair
 from genprop.synth.sampler import PairSpec, SynthConfig, make_pair, sample_spec
 
 __all__ = [
-    "Inpainter", "PairSpec", "SynthConfig", "SyntheticPair", "TASK_COLOUR_FILL", "TASK_COPY_PASTE", "TASK_IDS",
-    "TASK_MASK_FILL", "TRACK_PROMPT", "colour_fill", "copy_paste", "make_pair", "mask_fill", "opencv_inpainter",
-    "sample_spec",
+    "Inpainter", "PairSpec", "SynthConfig", "SyntheticPair", "TRACK_PROMPT", "colour_fill", "copy_paste",
+    "make_pair", "mask_fill", "opencv_inpainter", "sample_spec",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from genprop.synth.pair import TASK_COLOUR_FILL, TRACK_PROMPT, SyntheticPair
+from genprop.synth.pair import TRACK_PROMPT, SyntheticPair
+from genprop.tasks import Task
 
 # How far an effect pixel (the object's shadow or reflection) moves towards the paint: a reflection shows the
 # painted object at its opacity, which the procedural world draws between 0.4 and 0.6 at the floor line.
@@ -44,6 +45,6 @@ def colour_fill(video: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int
         painted[fx] = np.clip(np.rint(tinted), 0, 255).astype(np.uint8)
         region |= fx
     painted[mask] = np.asarray(colour, dtype=np.uint8)
-    return SyntheticPair(task=TASK_COLOUR_FILL, sce_video=video.copy(), target_video=painted, mask=region,
+    return SyntheticPair(task=Task.COLOUR_FILL, sce_video=video.copy(), target_video=painted, mask=region,
                          prompt=TRACK_PROMPT, object_id=int(object_id),
                          info={"colour": [int(c) for c in colour], "effects": effects is not None})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from genprop.synth.pair import TASK_COPY_PASTE, SyntheticPair
+from genprop.synth.pair import SyntheticPair
+from genprop.tasks import Task
 
 # Placements tried before falling back to the donor's own position (a placement must keep some of the
 # object inside frame 0, or G's first frame would not show what the SCE sees).
@@ -55,7 +56,7 @@ def copy_paste(video: np.ndarray, donor_video: np.ndarray, donor_mask: np.ndarra
             break
     pasted = _warp(donor_video, matrix, cv2.INTER_LINEAR)  # (T, H, W, 3)
     sce = np.where(warped_mask[..., None], pasted, video)
-    return SyntheticPair(task=TASK_COPY_PASTE, sce_video=sce, target_video=video.copy(), mask=warped_mask,
+    return SyntheticPair(task=Task.COPY_PASTE, sce_video=sce, target_video=video.copy(), mask=warped_mask,
                          prompt="", object_id=int(object_id),
                          info={"scale": round(s, 6), "offset": [round(float(matrix[1, 2]), 4),
                                                                round(float(matrix[0, 2]), 4)]})

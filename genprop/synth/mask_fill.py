@@ -7,7 +7,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from genprop.synth.pair import TASK_MASK_FILL, SyntheticPair
+from genprop.synth.pair import SyntheticPair
+from genprop.tasks import Task
 
 # An inpainter fills (T, H, W) bool ``mask`` of (T, H, W, 3) uint8 ``frames`` and returns (T, H, W, 3) uint8.
 # A diffusion inpainter on GPUs fits the same call (a picklable callable object loading its model once).
@@ -60,5 +61,5 @@ def mask_fill(video: np.ndarray, mask: np.ndarray, inpainter: Inpainter | None =
     if filled.shape != video.shape or filled.dtype != np.uint8:
         raise ValueError(f"the inpainter returned {filled.shape} {filled.dtype}, expected {video.shape} uint8")
     sce = np.where(region[..., None], filled, video)
-    return SyntheticPair(task=TASK_MASK_FILL, sce_video=sce, target_video=video.copy(), mask=region, prompt="",
+    return SyntheticPair(task=Task.MASK_FILL, sce_video=sce, target_video=video.copy(), mask=region, prompt="",
                          object_id=int(object_id), info={"dilate": int(dilate), "effects": effects is not None})

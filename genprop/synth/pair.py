@@ -6,12 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Task names and ids; the ids equal genprop.models.task_embedding's (0 is the "default" task, never made here).
-# Kept as plain constants so the synth package stays free of torch/diffusers imports (a test checks they agree).
-TASK_COPY_PASTE = "copy_paste"
-TASK_MASK_FILL = "mask_fill"
-TASK_COLOUR_FILL = "color_fill"
-TASK_IDS = {TASK_COPY_PASTE: 1, TASK_MASK_FILL: 2, TASK_COLOUR_FILL: 3}
+from genprop.tasks import AUGMENTATION_TASKS, Task
+
 # The paper's prompt for colour-fill pairs (tracking); the other tasks carry an empty prompt.
 TRACK_PROMPT = "track colored regions"
 
@@ -21,7 +17,7 @@ class SyntheticPair:
     """One routed training pair (Eq. 3 and the colour-fill note of Sec. 3.4).
 
     Attributes:
-        task (str): ``"copy_paste"``, ``"mask_fill"`` or ``"color_fill"``.
+        task (Task): the augmentation (``Task.COPY_PASTE``, ``Task.MASK_FILL`` or ``Task.COLOUR_FILL``).
         sce_video (np.ndarray): (T, H, W, 3) uint8, the video given to the Selective Content Encoder.
         target_video (np.ndarray): (T, H, W, 3) uint8, what G must produce; its frame 0 is G's first frame.
         mask (np.ndarray): (T, H, W) bool, the region the loss treats as edited.
@@ -30,7 +26,7 @@ class SyntheticPair:
         info (dict): JSON-ready details (donor, scale, offset, colour, ...).
     """
 
-    task: str
+    task: Task
     sce_video: np.ndarray
     target_video: np.ndarray
     mask: np.ndarray
@@ -39,8 +35,8 @@ class SyntheticPair:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.task not in TASK_IDS:
-            raise ValueError(f"unknown task {self.task!r}; expected one of {sorted(TASK_IDS)}")
+        if not isinstance(self.task, Task) or self.task not in AUGMENTATION_TASKS:
+            raise ValueError(f"task must be one of {[t.name for t in AUGMENTATION_TASKS]}, got {self.task!r}")
         t, h, w = self.mask.shape
         for name in ("sce_video", "target_video"):
             v = getattr(self, name)
@@ -50,7 +46,7 @@ class SyntheticPair:
     @property
     def task_id(self) -> int:
         """The task embedding id (1 copy-and-paste, 2 mask-and-fill, 3 colour fill)."""
-        return TASK_IDS[self.task]
+        return int(self.task)
 
     @property
     def cond_frame(self) -> np.ndarray:

@@ -9,9 +9,8 @@ import numpy as np
 from genprop.synth.colour_fill import colour_fill
 from genprop.synth.copy_paste import copy_paste
 from genprop.synth.mask_fill import Inpainter, mask_fill, opencv_inpainter
-from genprop.synth.pair import TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_MASK_FILL, TRACK_PROMPT, SyntheticPair
-
-TASKS = (TASK_COPY_PASTE, TASK_MASK_FILL, TASK_COLOUR_FILL)  # the order of SynthConfig.ratios
+from genprop.synth.pair import TRACK_PROMPT, SyntheticPair
+from genprop.tasks import AUGMENTATION_TASKS, Task
 
 
 class SkipSample(ValueError):
@@ -24,7 +23,8 @@ class SynthConfig:
 
     Args:
         ratios (tuple[float, float, float], default (0.5, 0.375, 0.125)): relative frequency of copy-and-paste,
-            mask-and-fill and colour fill (normalised; a zero disables a task).
+            mask-and-fill and colour fill (``genprop.tasks.AUGMENTATION_TASKS``; normalised; a zero disables a
+            task).
         min_object_area (float, default 0.002): an object smaller than this fraction of the frame in the clip's
             first frame is not used (G would not see it).
         scale_range (tuple[float, float], default (0.5, 1.5)): copy-and-paste scale range.
@@ -46,14 +46,14 @@ class SynthConfig:
     colour_fill_effects: bool = True
     mask_fill_effects: bool = True
 
-    def uses_effects(self, task: str) -> bool:
+    def uses_effects(self, task: Task) -> bool:
         """Whether pairs of ``task`` use effect masks (a clip reads them only then).
 
         Args:
-            task (str): one of :data:`TASKS`.
+            task (Task): one of ``AUGMENTATION_TASKS``.
         """
-        return (task == TASK_COLOUR_FILL and self.colour_fill_effects) or \
-            (task == TASK_MASK_FILL and self.mask_fill_effects)
+        return (task == Task.COLOUR_FILL and self.colour_fill_effects) or \
+            (task == Task.MASK_FILL and self.mask_fill_effects)
 
     def __post_init__(self):
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
@@ -74,13 +74,13 @@ class PairSpec:
     """The random choices of one pair, drawn before any pixel is read (so a plan is cheap and reproducible).
 
     Attributes:
-        task (str): one of :data:`TASKS`.
+        task (Task): one of ``genprop.tasks.AUGMENTATION_TASKS``.
         seed (int): seeds everything the augmentation draws (object order, scale, position).
         colour (tuple[int, int, int]): the colour-fill colour (drawn for every task, used by colour fill).
         prompt (str): G's prompt ("track colored regions" for colour fill, else "").
     """
 
-    task: str
+    task: Task
     seed: int
     colour: tuple[int, int, int]
     prompt: str
@@ -94,10 +94,10 @@ def sample_spec(rng: np.random.Generator, config: SynthConfig) -> PairSpec:
         config (SynthConfig): ratios.
     """
     p = np.asarray(config.ratios) / sum(config.ratios)
-    task = TASKS[int(rng.choice(3, p=p))]
+    task = AUGMENTATION_TASKS[int(rng.choice(len(AUGMENTATION_TASKS), p=p))]
     colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
     seed = int(rng.integers(0, 2**31 - 1))
-    return PairSpec(task=task, seed=seed, colour=colour, prompt=TRACK_PROMPT if task == TASK_COLOUR_FILL else "")
+    return PairSpec(task=task, seed=seed, colour=colour, prompt=TRACK_PROMPT if task == Task.COLOUR_FILL else "")
 
 
 def choose_object(masks: np.ndarray, object_ids, rng: np.random.Generator, min_area: float
@@ -146,14 +146,14 @@ def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, 
         SkipSample: no usable object.
     """
     rng = np.random.default_rng(spec.seed)
-    if spec.task == TASK_COPY_PASTE:
+    if spec.task == Task.COPY_PASTE:
         if donor_video is None:
             donor_video, donor_masks, donor_ids = video, masks, object_ids
         oid, m, _ = choose_object(donor_masks, donor_ids, rng, config.min_object_area)
         return copy_paste(video, donor_video, m, rng, config.scale_range, object_id=oid)
     oid, m, k = choose_object(masks, object_ids, rng, config.min_object_area)
     fx = effects[k] if effects is not None and config.uses_effects(spec.task) else None
-    if spec.task == TASK_MASK_FILL:
+    if spec.task == Task.MASK_FILL:
         if inpainter is None:
             radius = config.inpaint_radius
 
