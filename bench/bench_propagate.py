@@ -62,7 +62,7 @@ def child_propagate(video: str, edited: str, out: str) -> dict:
     import contextlib
     import io
 
-    from genprop.cli import main
+    from jobs.cli import main
 
     t0 = time.perf_counter()
     buf = io.StringIO()

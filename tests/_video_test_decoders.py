@@ -1,6 +1,6 @@
 """Substitute decoders for tests/test_video.py, importable by name in the decoding child process.
 
-Each has the decoder signature of :func:`genprop.video.decord_decoder`:
+Each has the decoder signature of :func:`genprop.video_decode.decord_decoder`:
 ``decoder(path, indices, out, chunk_frames)``.
 """
 

@@ -194,3 +194,12 @@ def write_sav(root: str, videos: dict | None = None, *, size=(48, 64), subdir: s
         truths[vid] = Truth(frames, {masklet_ids[c] + 1: ids == c + 1 for c in range(k)},
                             annotated, Fraction(fps))
     return truths
+
+
+def frames_as_png(root: str, frames_root: str, truths: dict) -> None:
+    """Rewrite every frame JPEG under ``frames_root`` as a lossless PNG of the true frame (an exported tree)."""
+    for seq, truth in truths.items():
+        d = os.path.join(root, frames_root, seq)
+        for k, name in enumerate(sorted(n for n in os.listdir(d) if n.endswith(".jpg"))):
+            os.remove(os.path.join(d, name))
+            masklib.write_image(os.path.join(d, name[:-4] + ".png"), truth.frames[k])

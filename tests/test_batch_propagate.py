@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from genprop import masks, storage, video
+from genprop import masks, storage, video, video_decode
 from genprop.errors import DataError
 from genprop.models import GenPropConfig, GenPropModel
 from genprop.propagation.manifest import read_manifest, row_problem
@@ -55,7 +55,7 @@ def test_batch_job_on_ray_and_s3(tmp_path, ray_local, s3_bucket):
     good = {"a": (9, 32, 32), "b": (11, 33, 47)}
     for rid, (t, h, w) in good.items():
         video.encode(_clip(t, h, w, len(rid)), str(src / "videos" / f"{rid}.mp4"), fps)
-        edited = video.decode(str(src / "videos" / f"{rid}.mp4"))[0].copy()
+        edited = video_decode.decode(str(src / "videos" / f"{rid}.mp4"))[0].copy()
         edited[4:12, 4:12] = (255, 0, 0)
         masks.write_image(str(src / "videos" / f"{rid}.png"), edited)
     (src / "videos" / "broken.mp4").write_bytes(b"not a video at all")

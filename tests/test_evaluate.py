@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from genprop import storage, video
+from genprop import video
 from genprop.datasets.procedural import WorldConfig, write_world
 from genprop.propagation.tracking import write_mask_video
 
@@ -42,7 +41,7 @@ def world(tmp_path_factory):
 
 
 def test_evaluate_job_metrics_and_report(world, tmp_path):
-    from genprop.cli import main
+    from jobs.cli import main
 
     out = tmp_path / "out"
     assert main(["evaluate", "--cases", str(world / "world"), "--predictions", str(world / "pred"),

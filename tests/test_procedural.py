@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from genprop import masks, storage, video
+from genprop import masks, storage, video_decode
 from genprop.datasets.procedural import (
     CASE_FILES, TASKS, WorldConfig, make_case, make_cases, make_scene, render, write_world)
 
@@ -150,7 +150,7 @@ def test_every_case_kind(tmp_path):
         first = masks.read_image(str(tmp_path / case.case_id / "edited_first_frame.png"))
         assert np.array_equal(first, case.target[0])  # lossless PNG
         # the video every method propagates is lossless too (up to RGB <-> YUV rounding): a benchmark of propagation
-        source = video.decode(str(tmp_path / case.case_id / "original.mp4"))
+        source = video_decode.decode(str(tmp_path / case.case_id / "original.mp4"))
         assert np.abs(source.astype(int) - case.original.astype(int)).max() <= 2
         import av
         with av.open(str(tmp_path / case.case_id / "target.mp4")) as c:

@@ -121,7 +121,7 @@ def test_composite_keeps_the_input_outside_the_true_edit(clip, tmp_path, mode):
 
 
 def _cli(args, capsys):
-    from genprop.cli import main
+    from jobs.cli import main
 
     rc = main(["propagate", *args])
     cap = capsys.readouterr()

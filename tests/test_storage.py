@@ -47,7 +47,7 @@ def test_local_copy_of_missing_remote_raises(s3_bucket):
 def test_an_unreachable_object_store_is_one_line_naming_url_endpoint_and_what_to_set(monkeypatch, capsys, tmp_path):
     import socket
 
-    from genprop.cli import main
+    from jobs.cli import main
     from genprop.errors import StorageError
 
     with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on

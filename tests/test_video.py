@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from genprop import storage, video
+from genprop import storage, video, video_decode
 from genprop.errors import DecodeTimeoutError, VideoDecodeError
 
 NTSC = Fraction(30000, 1001)
@@ -38,7 +38,7 @@ def clip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full(clip):
     """All frames of ``clip`` as decoded, in-process."""
-    return video.decode(clip[0], timeout_s=None)
+    return video_decode.decode(clip[0], timeout_s=None)
 
 
 def test_round_trip_keeps_count_rational_fps_size_and_pixels(clip):
@@ -47,7 +47,7 @@ def test_round_trip_keeps_count_rational_fps_size_and_pixels(clip):
     assert (info.num_frames, info.height, info.width) == (40, 64, 96)
     assert isinstance(info.fps, Fraction) and info.fps == NTSC
     assert info.duration_s == pytest.approx(40 * 1001 / 30000)
-    out, info2, idx = video.decode_with_info(url)  # default: in a child process under a timeout
+    out, info2, idx = video_decode.decode_with_info(url)  # default: in a child process under a timeout
     assert info2 == info and idx == list(range(40))
     assert out.shape == (40, 64, 96, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(int) - frames).mean() < 2.0
@@ -66,7 +66,7 @@ def test_short_videos_keep_every_frame(tmp_path, t):
     url = str(tmp_path / "s.mp4")
     video.encode(smooth_frames(t, 16, 16), url, 25)
     assert video.probe(url).num_frames == t
-    assert video.decode(url, timeout_s=None).shape == (t, 16, 16, 3)
+    assert video_decode.decode(url, timeout_s=None).shape == (t, 16, 16, 3)
 
 
 @pytest.mark.parametrize("fps, expected", [
@@ -100,7 +100,7 @@ def test_odd_size_uses_yuv444p_and_keeps_its_size(tmp_path):
         assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"
     info = video.probe(url)
     assert (info.height, info.width) == (33, 47)
-    out = video.decode(url, timeout_s=None)
+    out = video_decode.decode(url, timeout_s=None)
     assert out.shape == (5, 33, 47, 3)
     assert np.abs(out.astype(int) - frames).mean() < 2.0
 
@@ -116,10 +116,10 @@ def test_lossless_is_near_exact_on_noise(tmp_path):
     lossless, lossy = str(tmp_path / "ll.mp4"), str(tmp_path / "lossy.mp4")
     video.encode(frames, lossless, 30, lossless=True)
     video.encode(frames, lossy, 30, crf=30)
-    err = np.abs(video.decode(lossless, timeout_s=None).astype(int) - frames)
+    err = np.abs(video_decode.decode(lossless, timeout_s=None).astype(int) - frames)
     # qp 0 in yuv444p; what remains is RGB <-> YUV rounding.
     assert err.mean() < 1.0 and err.max() <= 4
-    assert np.abs(video.decode(lossy, timeout_s=None).astype(int) - frames).mean() > 5
+    assert np.abs(video_decode.decode(lossy, timeout_s=None).astype(int) - frames).mean() > 5
 
 
 @pytest.mark.parametrize("width", [8, 16, 24, 48])
@@ -127,7 +127,7 @@ def test_narrow_widths_decode_as_three_channels(tmp_path, width):
     url = str(tmp_path / "n.mp4")
     frames = smooth_frames(2, 16, width)
     video.encode(frames, url, 30, lossless=True)
-    out = video.decode(url, timeout_s=None)
+    out = video_decode.decode(url, timeout_s=None)
     assert out.shape == (2, 16, width, 3)
     assert np.abs(out.astype(int) - frames).mean() < 1.0
 
@@ -177,10 +177,10 @@ def test_sample_indices_rules():
 
 def test_decode_sampling_picks_the_right_frames(clip, full):
     url, _ = clip
-    np.testing.assert_array_equal(video.decode(url, indices=[5, 2, 2, 39], timeout_s=None), full[[5, 2, 2, 39]])
-    np.testing.assert_array_equal(video.decode(url, stride=3, start=4, max_frames=5, timeout_s=None),
+    np.testing.assert_array_equal(video_decode.decode(url, indices=[5, 2, 2, 39], timeout_s=None), full[[5, 2, 2, 39]])
+    np.testing.assert_array_equal(video_decode.decode(url, stride=3, start=4, max_frames=5, timeout_s=None),
                                   full[4:19:3])
-    out, info, idx = video.decode_with_info(url, target_fps=NTSC / 3, timeout_s=None)
+    out, info, idx = video_decode.decode_with_info(url, target_fps=NTSC / 3, timeout_s=None)
     assert idx == list(range(0, 40, 3))
     np.testing.assert_array_equal(out, full[::3])
 
@@ -189,7 +189,7 @@ def test_decode_sampling_picks_the_right_frames(clip, full):
 def test_request_beyond_the_end_is_a_typed_error(clip, kwargs):
     url, _ = clip
     with pytest.raises(VideoDecodeError, match="out of range") as e:
-        video.decode(url, **kwargs)
+        video_decode.decode(url, **kwargs)
     assert url in str(e.value) and e.value.url == url
 
 
@@ -207,33 +207,33 @@ def test_sparse_indices_seek_across_keyframes(tmp_path):
         c.mux(st.encode(None))
     with av.open(url) as c:
         assert sum(p.is_keyframe for p in c.demux(video=0)) >= 4
-    everything = video.decode(url, timeout_s=None)
+    everything = video_decode.decode(url, timeout_s=None)
     idx = [3, 37, 12, 38, 20, 21, 24, 0]
-    np.testing.assert_array_equal(video.decode(url, indices=idx, timeout_s=None), everything[idx])
+    np.testing.assert_array_equal(video_decode.decode(url, indices=idx, timeout_s=None), everything[idx])
 
 
 def test_resize(clip, full):
     url, _ = clip
-    small = video.decode(url, size=(32, 48), max_frames=3, timeout_s=None)
+    small = video_decode.decode(url, size=(32, 48), max_frames=3, timeout_s=None)
     assert small.shape == (3, 32, 48, 3)
     for k in range(3):  # shrinking uses INTER_AREA
         np.testing.assert_array_equal(small[k], cv2.resize(full[k], (48, 32), interpolation=cv2.INTER_AREA))
-    big = video.decode(url, size=(100, 150), indices=[7], timeout_s=None)
+    big = video_decode.decode(url, size=(100, 150), indices=[7], timeout_s=None)
     assert big.shape == (1, 100, 150, 3)
     np.testing.assert_array_equal(big[0], cv2.resize(full[7], (150, 100), interpolation=cv2.INTER_LINEAR))
     with pytest.raises(ValueError):
-        video.decode(url, size=(0, 10))
+        video_decode.decode(url, size=(0, 10))
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
 def test_chunked_decode_gives_the_same_frames(clip, full, chunk):
-    out = video.decode(clip[0], chunk_frames=chunk, timeout_s=None)
+    out = video_decode.decode(clip[0], chunk_frames=chunk, timeout_s=None)
     np.testing.assert_array_equal(out, full)
 
 
 def test_child_process_decode_matches_in_process(clip, full):
-    out = video.decode(clip[0], chunk_frames=7, size=(32, 48), stride=2)
-    np.testing.assert_array_equal(out, video.decode(clip[0], chunk_frames=7, size=(32, 48), stride=2,
+    out = video_decode.decode(clip[0], chunk_frames=7, size=(32, 48), stride=2)
+    np.testing.assert_array_equal(out, video_decode.decode(clip[0], chunk_frames=7, size=(32, 48), stride=2,
                                                     timeout_s=None))
     assert out.shape == (20, 32, 48, 3)
 
@@ -250,7 +250,7 @@ def test_decoder_writes_output_in_bounded_chunks(clip, full):
     with storage.local_copy(clip[0]) as path:
         out = np.zeros((40, 64, 96, 3), np.uint8).view(_WriteLog)
         out.writes = []
-        video.decord_decoder(path, list(range(40)), out, 16)
+        video_decode.decord_decoder(path, list(range(40)), out, 16)
     assert out.writes == [16, 16, 8]
     np.testing.assert_array_equal(np.asarray(out), full)
 
@@ -260,11 +260,11 @@ def test_decode_over_s3(s3_bucket, clip, full):
     video.encode(clip[1], url, NTSC)  # encode publishes to S3 with storage.put_file
     info = video.probe(url)
     assert info.num_frames == 40 and info.fps == NTSC
-    np.testing.assert_array_equal(video.decode(url), full)
-    np.testing.assert_array_equal(video.decode(url, indices=[3, 1], size=(32, 48), timeout_s=None),
-                                  video.decode(clip[0], indices=[3, 1], size=(32, 48), timeout_s=None))
+    np.testing.assert_array_equal(video_decode.decode(url), full)
+    np.testing.assert_array_equal(video_decode.decode(url, indices=[3, 1], size=(32, 48), timeout_s=None),
+                                  video_decode.decode(clip[0], indices=[3, 1], size=(32, 48), timeout_s=None))
     with pytest.raises(VideoDecodeError, match="not found"):
-        video.decode(storage.join(s3_bucket, "videos", "missing.mp4"))
+        video_decode.decode(storage.join(s3_bucket, "videos", "missing.mp4"))
 
 
 def test_probe_counts_packets_when_the_container_states_no_frame_count(tmp_path):
@@ -279,7 +279,7 @@ def test_probe_counts_packets_when_the_container_states_no_frame_count(tmp_path)
         assert c.streams.video[0].frames == 0  # Matroska states no count
     info = video.probe(url)
     assert info.num_frames == 13 and info.fps == NTSC and (info.height, info.width) == (16, 32)
-    assert video.decode(url, timeout_s=None).shape == (13, 16, 32, 3)
+    assert video_decode.decode(url, timeout_s=None).shape == (13, 16, 32, 3)
 
 
 def test_gil_holding_decoder_is_killed_by_the_timeout(clip, tmp_path, monkeypatch):
@@ -288,7 +288,7 @@ def test_gil_holding_decoder_is_killed_by_the_timeout(clip, tmp_path, monkeypatc
     monkeypatch.setenv("GENPROP_TEST_GIL_MARKER", str(marker))
     t0 = time.monotonic()
     with pytest.raises(DecodeTimeoutError) as e:
-        video.decode(url, timeout_s=2, decoder="tests._video_test_decoders:hang_holding_gil")
+        video_decode.decode(url, timeout_s=2, decoder="tests._video_test_decoders:hang_holding_gil")
     elapsed = time.monotonic() - t0
     assert 2 <= elapsed < 15
     assert url in str(e.value) and "killed" in str(e.value)
@@ -301,19 +301,19 @@ def test_gil_holding_decoder_is_killed_by_the_timeout(clip, tmp_path, monkeypatc
 def test_child_errors_come_back_as_video_decode_errors(clip):
     url = clip[0]
     with pytest.raises(VideoDecodeError, match="synthetic decoder failure") as e:
-        video.decode(url, decoder="tests._video_test_decoders:raise_error")
+        video_decode.decode(url, decoder="tests._video_test_decoders:raise_error")
     assert not isinstance(e.value, DecodeTimeoutError) and url in str(e.value)
     with pytest.raises(VideoDecodeError, match="exit code 3"):
-        video.decode(url, decoder="tests._video_test_decoders:die")
+        video_decode.decode(url, decoder="tests._video_test_decoders:die")
 
 
 def test_bad_decoder_spec_is_not_a_data_error(clip):
     with pytest.raises(ImportError):
-        video.decode(clip[0], decoder="tests.no_such_module:f")
+        video_decode.decode(clip[0], decoder="tests.no_such_module:f")
     with pytest.raises(AttributeError):
-        video.decode(clip[0], decoder="tests._video_test_decoders:no_such_function")
+        video_decode.decode(clip[0], decoder="tests._video_test_decoders:no_such_function")
     with pytest.raises(ValueError, match="module:function"):
-        video.decode(clip[0], decoder="tests._video_test_decoders")
+        video_decode.decode(clip[0], decoder="tests._video_test_decoders")
 
 
 def test_daemonic_process_gets_a_clear_error(clip, monkeypatch):
@@ -322,7 +322,7 @@ def test_daemonic_process_gets_a_clear_error(clip, monkeypatch):
 
     monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemon())
     with pytest.raises(RuntimeError, match="timeout_s=None"):
-        video.decode(clip[0])
+        video_decode.decode(clip[0])
 
 
 def _corrupt(kind: str, tmp_path, clip_url: str) -> str:
@@ -345,7 +345,7 @@ def test_corrupt_inputs_raise_typed_errors_naming_the_file(tmp_path, clip, kind,
     url = _corrupt(kind, tmp_path, clip[0])
     for timeout_s in (30, None):
         with pytest.raises(VideoDecodeError, match=reason) as e:
-            video.decode(url, timeout_s=timeout_s)
+            video_decode.decode(url, timeout_s=timeout_s)
         assert type(e.value) is VideoDecodeError and e.value.url == url and url in str(e.value)
     if kind != "truncated":  # a truncated file keeps its index (+faststart): probe reads it
         with pytest.raises(VideoDecodeError, match=reason):

@@ -33,9 +33,9 @@ _NAME = re.compile(r"^(?P<vid>sav_\w+?)(?:_(?P<kind>manual|auto)\.json|\.mp4)$")
 
 
 def _video():
-    # Imported late: genprop.video pulls in decoders that a YouTube-VOS/DAVIS user never needs.
-    from genprop import video
-    return video
+    # Imported late: video I/O pulls in PyAV and decord, which a YouTube-VOS/DAVIS user never needs.
+    from genprop import video, video_decode
+    return video, video_decode
 
 
 def _read_json(url: str) -> dict:
@@ -67,7 +67,7 @@ class _SavLoader:
 
     def frames(self, record: VideoRecord, indices: tuple[int, ...],
                size: tuple[int, int] | None) -> np.ndarray:
-        out = _video().decode(self.video_url, indices=list(indices), size=size)
+        out = _video()[1].decode(self.video_url, indices=list(indices), size=size)
         if out.shape[0] != len(indices):
             raise VideoDecodeError(self.video_url, f"decoded {out.shape[0]} of "
                                                    f"{len(indices)} requested frames")
@@ -180,7 +180,7 @@ class SavDataset:
             wanted = " or ".join(f"{video_id}_{k}.json" for k in kinds[self.which])
             raise AnnotationError(video_url, f"no annotations: {wanted} not found beside it")
         num_frames, height, width, ids, annotated = _parse(ann_url, _read_json(ann_url))
-        info = _video().probe(video_url)
+        info = _video()[0].probe(video_url)
         if (info.height, info.width) != (height, width):
             raise AnnotationError(ann_url, f"JSON says {height}x{width} but the video is "
                                            f"{info.height}x{info.width}")

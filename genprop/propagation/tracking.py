@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genprop import video
+from genprop import video, video_decode
 
 # Pixels whose RGB changed by more than this (max over channels) count as edited in frame 1.
 EDIT_DIFF_THRESHOLD = 24
@@ -105,5 +105,5 @@ def write_mask_video(mask: np.ndarray, url: str, fps) -> None:
 
 def read_mask_video(url: str, threshold: float = 0.5) -> np.ndarray:
     """Read a mask video written by :func:`write_mask_video` as (T, H, W) bool (value >= threshold)."""
-    frames = video.decode(url)
+    frames = video_decode.decode(url)
     return frames.astype(np.float32).mean(axis=-1) / 255.0 >= threshold

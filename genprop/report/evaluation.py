@@ -9,7 +9,7 @@ it is already the union over the original and the new object); PSNR/SSIM against
 PSNR in the effect region (shadow/reflection) for removals with effects; IoU for tracking cases
 against the object with its effects, from the painted change segmented in each propagation's output
 (``propagation.tracking.track_mask``: the object and its tinted reflection; GenProp, flow_warp) or
-the region a tracker tracked (track_inpaint's, the issue's floor baseline); for other tasks from the
+the region a tracker tracked (track_inpaint's, the tracking floor's baseline); for other tasks from the
 method's own mask where it has one.
 """
 
@@ -21,7 +21,7 @@ import logging
 
 import numpy as np
 
-from genprop import masks, metrics, storage, video
+from genprop import masks, metrics, storage, video_decode
 from genprop.baselines import propagate_flow_warp, propagate_identity, propagate_track_inpaint
 from genprop.errors import DataError
 from genprop.propagation.tracking import read_mask_video, track_mask
@@ -67,7 +67,7 @@ def read_prediction(predictions: str, case: dict, video_suffix: str = "", mask_s
         log.warning("%s: no GenProp prediction; its metrics are null", url)
         return None
     try:
-        frames = video.decode(url)
+        frames = video_decode.decode(url)
         mask_url = storage.join(predictions, f"{case['case_id']}{mask_suffix}.mp4")
         mask = read_mask_video(mask_url) if storage.exists(mask_url) else None
     except DataError as e:
@@ -84,7 +84,7 @@ def run_methods(case: dict, predictions: str) -> dict[str, dict | None]:
     """Every method's output for ``case``: {method: {"frames", "mask"} or None}."""
     original, edited = case["original"], case["edited"]
     tracker = propagate_track_inpaint(original, edited, case["task"])
-    # the tracker's answer to a tracking case is the region it tracked (SAM 2's role; the issue's floor baseline),
+    # the tracker's answer to a tracking case is the region it tracked (SAM 2's role; the tracking floor's baseline),
     # not the paint it pastes rigidly into its frames
     tracker["track_mask"] = tracker["mask"]
     return {"genprop": read_prediction(predictions, case),
