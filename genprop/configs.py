@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from typing import Any, Mapping, TypeVar
 
@@ -31,6 +32,11 @@ def to_dict(config: Any) -> dict:
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) and isinstance(value, Mapping):
+        # an optional section (``X | None``): a mapping is the dataclass among the union's members
+        classes = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+        if len(classes) == 1:
+            return from_dict(classes[0], value, where)
     if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
         return from_dict(hint, value, where)
     if origin is tuple and isinstance(value, (list, tuple)):
@@ -43,8 +49,26 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def _moved_fields(cls: type, data: Mapping) -> list[str]:
+    """"<old key> moved to <where>" for each field of an earlier shape (``cls.MOVED``) that ``data`` holds."""
+    out = []
+    for path, dest in getattr(cls, "MOVED", {}).items():
+        node: Any = data
+        for part in path.split("."):
+            node = node.get(part, _ABSENT) if isinstance(node, Mapping) else _ABSENT
+        if node is not _ABSENT:
+            out.append(f"{path} moved to {dest}")
+    return sorted(out)
+
+
+_ABSENT = object()
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "<config>") -> T:
     """Build dataclass ``cls`` from ``data``; missing keys take the dataclass defaults.
+
+    A dataclass may name the fields of its earlier shapes in a ``MOVED`` class variable (old key, dotted for a
+    nested section's, -> where it lives now); a mapping that uses one fails with one line naming each.
 
     Args:
         cls (type): a dataclass type.
@@ -55,6 +79,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "<config>") ->
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
+    moved = _moved_fields(cls, data)
+    if moved:
+        raise ConfigError(f"{where}: {cls.__name__} in an earlier shape: " + "; ".join(moved))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; "
                           f"known keys: {sorted(fields)}")
@@ -80,7 +107,40 @@ def read_yaml(url: str) -> Any:
         raise ConfigError(f"{url}: not valid YAML ({e})") from e
 
 
-def load(cls: type[T], url: str, overrides: Mapping[str, Any] | None = None) -> T:
+def _merge(base: Mapping, over: Mapping) -> dict:
+    """``base`` with ``over``'s keys over it, nested mappings merged key by key (other values replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def apply_variant(data: Mapping, url: str, variant: str | None = None) -> dict:
+    """A config file's mapping with its named variant applied.
+
+    A file of variants has two keys: ``base`` (a whole config) and ``variants`` (name -> only the fields that
+    variant changes, nested sections merged key by key). One level: a variant is the base plus its fields,
+    never another variant. Any other file is its own base and has no variants.
+
+    Args:
+        data (Mapping): the parsed file. url (str): the file, for errors.
+        variant (str | None): a variant's name; None = the base.
+
+    Raises:
+        ConfigError: an unknown variant (the known ones are listed), or a variant of a file without variants.
+    """
+    if set(data) == {"base", "variants"}:
+        base, variants = data["base"] or {}, data["variants"] or {}
+    else:
+        base, variants = data, {}
+    if variant is None:
+        return dict(base)
+    if variant not in variants:
+        raise ConfigError(f"{url}: no variant {variant!r}; variants: {sorted(variants) or 'none'}")
+    return _merge(base, variants[variant] or {})
+
+
+def load(cls: type[T], url: str, overrides: Mapping[str, Any] | None = None, variant: str | None = None) -> T:
     """Read a YAML or JSON config file from any URL into ``cls``; ``overrides`` win over the file.
 
     Args:
@@ -88,11 +148,13 @@ def load(cls: type[T], url: str, overrides: Mapping[str, Any] | None = None) -> 
         url (str): the config file (YAML is a superset of JSON, so both parse).
         overrides (Mapping | None, default None): values that replace the file's (None values are
             ignored, so unset command-line flags do not clobber the file).
+        variant (str | None, default None): a named variant of a file of variants (:func:`apply_variant`).
     """
-    data = read_yaml(url)
+    data = apply_variant(read_yaml(url), url, variant)
+    where = url if variant is None else f"{url} (variant {variant})"
     if overrides:
         data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return from_dict(cls, data, where=url)
+    return from_dict(cls, data, where=where)
 
 
 def save_json(config: Any, url: str) -> None:

@@ -51,3 +51,7 @@ class AnnotationError(DataError):
 
 class UnknownLayoutError(DataError):
     """A dataset root whose layout is none of YouTube-VOS, DAVIS or SA-V."""
+
+
+class CheckpointError(GenPropError, ValueError):
+    """A checkpoint that cannot be loaded (missing file or tensor, wrong shape, the other backbone)."""

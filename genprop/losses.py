@@ -39,15 +39,10 @@ class RegionLossConfig:
         region_weighting (bool, default True): weight the two regions as Eq. 7 (each normalised by its own
             area, L_mask times lambda). False is the "w/o RA loss" ablation's plain diffusion MSE over every
             latent position (``mask_weight`` unused; set ``grad_weight`` 0 as well to drop L_grad).
-        gate_weight (float, default 1.0): weight of L_gate, which supervises a model's source-anchor gate
-            (``GenPropConfig.source_anchor``; no term without one) towards ``1 - mask``: keep the source exactly
-            where the target is the source. Area-balanced like Eq. 7, so a small edit region is not outvoted.
-            A flow-anchor channel is supervised towards where the flow anchor is the anchor
-            closest to the target (:func:`flow_gate_target`).
         mpd_area_balanced (bool, default False): L_MPD as the squared error averaged inside the mask and outside
-            it, each by its own area, summed (as L_gate), instead of the paper's plain MSE, under which a small
-            object's mask is outvoted by the background and the decoder never reaches the 0.5 threshold (the
-            procedural run: 0.06 inside vs 0.03 outside).
+            it, each by its own area, summed (:func:`balanced_squared_error`), instead of the paper's plain MSE,
+            under which a small object's mask is outvoted by the background (the procedural world's objects:
+            0.06 inside vs 0.03 outside after training, never reaching the 0.5 threshold).
     """
 
     mask_weight: float = 2.0
@@ -57,7 +52,6 @@ class RegionLossConfig:
     task_drop_prob: float = 0.1
     grad_every: int = 1
     region_weighting: bool = True
-    gate_weight: float = 1.0
     mpd_area_balanced: bool = False
 
     def __post_init__(self):
@@ -176,50 +170,10 @@ def balanced_squared_error(prediction: torch.Tensor, target: torch.Tensor) -> to
     return _weighted_mean(d2, m) + _weighted_mean(d2, 1 - m)
 
 
-def gate_term(gate: torch.Tensor, latent_mask: torch.Tensor, flow_target: torch.Tensor | None = None) -> torch.Tensor:
-    """L_gate in fp32: the source channel ``g_s`` towards ``1 - m``, and a flow-anchor channel ``g_w`` towards
-    ``flow_target``, each area-balanced (:func:`balanced_squared_error`).
-
-    Args:
-        gate (Tensor): (B, T_lat, K, h, w) the source-anchor gate (channel 0: towards the source, 1: the flow anchor).
-        latent_mask (Tensor): (B, T_lat, 1, h, w) in [0, 1].
-        flow_target (Tensor | None): (B, T_lat, 1, h, w) where the flow anchor is the best of the three anchors
-            (:func:`flow_gate_target`); required when the gate has a flow channel.
-    """
-    term = balanced_squared_error(1 - gate[:, :, :1], latent_mask)
-    if gate.shape[2] == 2:
-        term = term + balanced_squared_error(gate[:, :, 1:], flow_target)
-    return term
-
-
-def flow_gate_target(x0: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor, flow_anchor: torch.Tensor
-                     ) -> torch.Tensor:
-    """Where the flow anchor is closer to the clean target than G's anchor and the source:
-    ``[|w - x0| < min(|a - x0|, |s - x0|)]`` per latent position (mean over channels), (B, T_lat, 1, h, w).
-
-    Where the warp left the source as it was, ``w = s`` exactly and the target is 0 (either anchor serves); where
-    the warp overshoots the object it is wrong and the target is 0; where the flow followed the edit it is 1, at
-    full strength even on a latent position the edit covers only in part (scaling it by the soft mask, as the first
-    version did, taught the gate to half-trust a warp that was right at every object's boundary). Computed without
-    gradient.
-
-    Args:
-        x0 (Tensor): (B, T_lat, C, h, w) the clean target latents.
-        backbone_anchor, source, flow_anchor (Tensor): (B, T_lat, C, h, w) the three anchors a, s, w.
-    """
-    with torch.no_grad():
-        def err(v):
-            return (v.float() - x0.float()).square().mean(dim=2, keepdim=True)
-
-        return (err(flow_anchor) < torch.minimum(err(backbone_anchor), err(source))).float()
-
-
 def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, mpd_target: torch.Tensor,
-                      config: RegionLossConfig = RegionLossConfig(),
-                      flow_target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                      config: RegionLossConfig = RegionLossConfig()) -> dict[str, torch.Tensor]:
     """Eq. 7: L = L_non-mask + lambda L_mask + beta L_grad + gamma L_MPD (``region_weighting`` false: the plain
-    MSE in place of the first two terms, which are still returned), plus ``gate_weight`` L_gate for a model with a
-    source-anchor gate.
+    MSE in place of the first two terms, which are still returned).
 
     Args:
         output (GenPropOutput): the model's forward output (prediction, mask, SCE features).
@@ -227,12 +181,9 @@ def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, m
         latent_mask (Tensor): (B, T_lat, 1, h, w) from :func:`loss_masks`.
         mpd_target (Tensor): (B, T, h, w) from :func:`loss_masks`.
         config (RegionLossConfig): the weights.
-        flow_target (Tensor | None): (B, T_lat, 1, h, w) the flow-anchor channel's target (:func:`flow_gate_target`),
-            for a gate with one.
 
     Returns:
-        {"loss", "non_mask", "mask", "grad", "mpd", "gate"}: the total and every term (fp32 scalars; ``gate`` 0
-        without a gate).
+        {"loss", "non_mask", "mask", "grad", "mpd"}: the total and every term (fp32 scalars).
     """
     l_mask, l_non = region_terms(output.prediction, target, latent_mask)
     l_grad = grad_term(output.sce_features, output.sce_features_perturbed, output.delta, latent_mask)
@@ -247,11 +198,7 @@ def region_aware_loss(output, target: torch.Tensor, latent_mask: torch.Tensor, m
     else:  # the plain diffusion MSE: every latent position weighs the same, wherever the mask is
         diffusion = F.mse_loss(output.prediction.float(), target.float())
     total = diffusion + grad_weight * l_grad + config.mpd_weight * l_mpd
-    l_gate = torch.zeros((), device=total.device)
-    if getattr(output, "source_gate", None) is not None:
-        l_gate = gate_term(output.source_gate, latent_mask, flow_target)
-        total = total + config.gate_weight * l_gate
-    return {"loss": total, "non_mask": l_non, "mask": l_mask, "grad": l_grad, "mpd": l_mpd, "gate": l_gate}
+    return {"loss": total, "non_mask": l_non, "mask": l_mask, "grad": l_grad, "mpd": l_mpd}
 
 
 def drop_task_ids(task_ids: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from genprop.models.flow_anchor import with_flow_anchor
-
 
 def _cat(a: dict, b: dict) -> dict:
     return {k: torch.cat([a[k], b[k]]) for k in b}
@@ -118,7 +116,7 @@ def propagate(model, source_video: torch.Tensor, edited_first_frame: torch.Tenso
     g = torch.Generator(device=source_video.device).manual_seed(seed)
     sce_latents = bb.encode_video(source_video)
     cond = bb.encode_condition(edited_first_frame, prompt, generator=g, num_frames=num_frames)
-    cond = with_flow_anchor(model, cond, source_video, edited_first_frame)
+    cond = model.source_condition(cond, source_video, edited_first_frame)
     task_ids = torch.full((source_video.shape[0],), task_id, dtype=torch.long, device=source_video.device)
     latents = sample_latents(bb, cond, tuple(sce_latents.shape), generator=g, num_steps=num_steps,
                              guidance_scale=guidance_scale, model=model, sce_latents=sce_latents, task_ids=task_ids,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from importlib import resources
@@ -69,13 +70,12 @@ def has_section(url: str, section: str) -> bool:
     return isinstance(data, dict) and isinstance(data.get(section), dict)
 
 
-def resumable_run_parser(prog: str, description: str, default_config: str) -> "argparse.ArgumentParser":
+def resumable_run_parser(prog: str, description: str, default_config: str) -> argparse.ArgumentParser:
     """The arguments of the resumable no-Ray runs (backbone pretraining, procedural GenProp): config, output,
     state dir, step/minute limits, the machine label, device and CPU threads."""
-    import argparse
-
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--config", default=default_config)
+    p.add_argument("--variant", default=None, help="a named variant of the config file (its variants: section)")
     p.add_argument("--output", required=True, help="local directory (model/, curve.jsonl, progress.json)")
     p.add_argument("--state-dir", default=None, help="optimiser state (default: <output>/../.state-<name>)")
     p.add_argument("--max-steps", type=int, default=None)
@@ -95,3 +95,28 @@ def resumable_run_dirs(args) -> tuple[str, str]:
         torch.set_num_threads(args.threads)
     out = os.path.abspath(args.output)
     return out, args.state_dir or os.path.join(os.path.dirname(out), f".state-{os.path.basename(out)}")
+
+
+def run_resumable_job(argv: list[str] | None, prog: str, doc: str, default_config: str, config_cls, run,
+                      summary: tuple[str, ...]) -> int:
+    """The whole ``main`` of a resumable no-Ray run: parse, load the config (and variant), run, print a JSON line.
+
+    Args:
+        argv (list[str] | None): the arguments. prog (str), doc (str): the job's name and module docstring.
+        default_config (str): the packaged config file by default.
+        config_cls (type): the run's config dataclass.
+        run (Callable): ``run(config, output, state_dir, max_steps=, max_minutes=, machine=, device=)`` -> progress.
+        summary (tuple[str, ...]): the progress fields printed.
+    """
+    import json
+
+    from genprop import configs
+
+    args = resumable_run_parser(prog, doc.splitlines()[0], default_config).parse_args(argv)
+    out, state = resumable_run_dirs(args)
+    config = configs.load(config_cls, resolve_config(args.config), variant=args.variant)
+    progress = run(config, out, state, max_steps=args.max_steps, max_minutes=args.max_minutes, machine=args.machine,
+                   device=args.device)
+    print(json.dumps({k: progress[k] for k in summary}))
+    return 0
+

@@ -37,12 +37,13 @@ def storage_for(url: str):
     return path, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
 
 
-def make_trainer(job: TrainJobConfig, shard_set: ShardSet):
+def make_trainer(job: TrainJobConfig, shard_set: ShardSet, after_step=None):
     """The ``TorchTrainer`` of a run (not started).
 
     Args:
         job (TrainJobConfig): the run's config (``output`` required).
         shard_set (ShardSet): checked shards (``genprop.training.shard_check.check_shards``).
+        after_step (Callable[[int, int], None] | None): as :func:`train`.
     """
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -53,7 +54,7 @@ def make_trainer(job: TrainJobConfig, shard_set: ShardSet):
     resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if job.use_gpu else {})}
     path, fs = storage_for(job.output)
     loop_config = {"job": configs.to_dict(job), "shards_config": configs.to_dict(shard_set.config),
-                   "train_shards": shards, "val_shard": val_shard}
+                   "train_shards": shards, "val_shard": val_shard, "after_step": after_step}
     return TorchTrainer(
         train_loop_per_worker, train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if job.use_gpu else "gloo"),
@@ -71,13 +72,15 @@ def _raise_if_nonfinite(marker: str) -> None:
         raise NonFiniteLossError(record["step"], record["keys"], record["terms"])
 
 
-def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None) -> dict:
+def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None, after_step=None) -> dict:
     """Run (or resume) a training run to ``job.train.max_steps``.
 
     Args:
         job (TrainJobConfig): the run; ``shards`` and ``output`` are required.
         expected_shards (ShardsConfig | None): the deployment's shard config; shards made for another backbone or
             clip shape are refused before training starts.
+        after_step (Callable[[int, int], None] | None): called by every worker with ``(step, rank)`` after each
+            optimiser step and its checkpoint (pickled into the workers): custom logging, or a test's fault.
 
     Returns:
         dict: steps, final metrics, the latest checkpoint's URL, the exported model's URL, seconds.
@@ -101,7 +104,7 @@ def train(job: TrainJobConfig, expected_shards: ShardsConfig | None = None) -> d
     marker = nonfinite_marker(job.output)
     storage.remove(marker)  # a rerun (after changing what made the loss non-finite) starts clean
     try:
-        result = make_trainer(job, shard_set).fit()
+        result = make_trainer(job, shard_set, after_step).fit()
     except Exception:
         _raise_if_nonfinite(marker)
         raise

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from genprop import configs, storage
-from genprop.models import GenPropConfig, GenPropModel
+from genprop.models import GenPropModel, build_genprop
 from genprop.models.backbones import build_backbone
 from genprop.models.trained_clip import trained_clip
 from genprop.models.weights_cache import resolve_pretrained
@@ -46,7 +46,8 @@ def upload_tree(local_dir: str, url: str) -> None:
 
 
 def build_model(job: TrainJobConfig, backbone_config) -> tuple[torch.nn.Module, dict]:
-    """The module the objective trains (GenProp, or the backbone for ``i2v``) and its config JSON.
+    """The module the objective trains (the ``model`` section's GenProp, or the backbone for ``i2v``) and its
+    config JSON.
 
     Backbone weights come from ``job.backbone_pretrained`` or the shards' ``pretrained`` (a local directory,
     hub id, or object-store URL copied once per node); the saved config keeps the reference as given.
@@ -56,9 +57,8 @@ def build_model(job: TrainJobConfig, backbone_config) -> tuple[torch.nn.Module, 
     backbone = build_backbone(dataclasses.replace(backbone_config, pretrained=resolve_pretrained(ref)))
     if job.train.objective == "i2v":
         return backbone, {"backbone": backbone.kind, "backbone_config": dataclasses.asdict(backbone_config)}
-    config = GenPropConfig(backbone=backbone_config, sce_blocks=job.sce_blocks, task_dim=job.task_dim,
-                           seed=job.model_seed)
-    return GenPropModel(config, backbone=backbone), config.to_dict()
+    config = job.model.with_backbone(backbone_config)
+    return build_genprop(config, backbone=backbone), config.to_dict()
 
 
 def wrap_model(model: torch.nn.Module, job: TrainJobConfig) -> torch.nn.Module:
@@ -177,11 +177,8 @@ def train_loop_per_worker(cfg: dict) -> None:
                 ranks = _gather({"generator": trainer.generator.get_state(), "position": [position.epoch,
                                  position.offset], "skipped": skipped0 + stream.skipped})
                 _report(job, trainer, ranks, model_json, metrics, val, run_dir, rank)
-            if job.fail_at_step == step and rank == min(1, world - 1) and job.fail_marker \
-                    and not os.path.exists(job.fail_marker):
-                with open(job.fail_marker, "w") as f:  # TEST HOOK: die once, like a lost node
-                    f.write(f"killed after step {step}\n")
-                os._exit(1)
+            if cfg.get("after_step") is not None:
+                cfg["after_step"](step, rank)
         # 7. export the EMA weights (training is over: the live weights can be overwritten)
         _export(job, trainer, core, rank, shards_config)
     finally:

@@ -57,7 +57,7 @@ def _fmt(v) -> str:
 def main() -> None:
     from genprop.genprop_quality import (CaseSpec, case_scores, make_validation_cases, propagate_cases,
                                          reference_scores)
-    from genprop.models import GenPropModel
+    from genprop.models import load_genprop
     from genprop.training.procedural_genprop import GENPROP_VALIDATION_SEED_BASE
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,7 +77,7 @@ def main() -> None:
     rows = {}
     for name, directory in (m.split("=", 1) for m in args.model):
         trained, mpd = _run_settings(directory)
-        model = GenPropModel.from_pretrained(directory).eval()
+        model = load_genprop(directory).eval()
         rows[name] = [case_scores(c, frames, mask if mpd else None) for c, frames, mask in
                       propagate_cases(model, cases, num_steps=args.steps, guidance_scale=1.0, seed=args.seed,
                                       trained_tasks=trained)]

@@ -33,3 +33,22 @@ def test_unknown_key_names_file_and_key(tmp_path):
         configs.load(Outer, str(tmp_path / "bad.yaml"))
     with pytest.raises(configs.ConfigError, match="missing.yaml: config file not found"):
         configs.load(Outer, str(tmp_path / "missing.yaml"))
+
+
+def test_a_train_section_in_an_earlier_shape_names_where_each_field_moved():
+    from genprop.training.job_config import TrainJobConfig
+
+    with pytest.raises(configs.ConfigError) as e:
+        configs.from_dict(TrainJobConfig, {"sce_blocks": 1, "task_dim": 16, "fail_at_step": 3,
+                                           "train": {"loss": {"gate_weight": 1.0}}}, where="tiny.yaml:train")
+    msg = str(e.value)
+    assert msg.startswith("tiny.yaml:train: TrainJobConfig in an earlier shape: ") and "\n" not in msg
+    for old, new in [("sce_blocks", "model.sce_blocks"), ("task_dim", "model.task_dim"),
+                     ("train.loss.gate_weight", "model.anchoring.gate_weight"), ("fail_at_step", "after_step")]:
+        assert f"{old} moved to" in msg and new in msg
+    # the current shape: the model section is a GenPropConfig without its backbone
+    job = configs.from_dict(TrainJobConfig, {"model": {"sce_blocks": 1, "task_dim": 16,
+                                                       "anchoring": {"flow": True}}})
+    assert job.model.sce_blocks == 1 and job.model.anchoring.flow and job.model.backbone is None
+    with pytest.raises(configs.ConfigError, match="leave it out of a run config's model section"):
+        configs.from_dict(TrainJobConfig, {"model": {"backbone": {"num_steps": 2}}})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -42,7 +41,7 @@ def test_demo_runs_the_whole_dag_and_prints_the_table(tmp_path):
 @pytest.mark.timeout(900)
 def test_demo_pretrained_propagates_with_the_shipped_weights(tmp_path):
     """`make demo`'s default: the shipped GenProp on held-out procedural cases, no shards and no training; it
-    beats the unedited original on removal (the issue's floor, on the demo's own cases)."""
+    beats the unedited original on removal (the removal floor, on the demo's own cases)."""
     out = str(tmp_path / "demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     r = subprocess.run([os.path.join(BIN, "genprop"), "demo", "--pretrained", "--out", out], cwd=str(tmp_path),

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import torch
 
-from genprop.backbone_quality import ClipSpec, procedural_clips, psnr_after_first, reference_scores
+from genprop.backbone_quality import psnr_after_first, reference_scores
 from genprop.models.backbones import build_backbone
 from genprop.training.backbone_pretraining import VALIDATION_SEED_BASE, PretrainConfig, pretrain
 from jobs.pretrain_backbone import main as job_main

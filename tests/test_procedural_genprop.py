@@ -12,12 +12,12 @@ from genprop import configs
 from genprop.datasets import open_dataset
 from genprop.datasets.procedural import Case, WorldConfig, write_world
 from genprop.datasets.procedural.memory import RenderedWorld
-from genprop.genprop_quality import (case_scores, iou_frames_after_first, mean_scores, psnr_frames_after_first,
-                                     task_id_for)
+from genprop.genprop_quality import (case_scores, iou_frames_after_first, make_validation_cases, mean_scores,
+                                     psnr_frames_after_first, task_id_for)
 from genprop.losses import RegionLossConfig, region_aware_loss
 from genprop.models.backbones import WanBackboneConfig, build_backbone
 from genprop.models.backbones.export import load_backbone, save_backbone
-from genprop.models.genprop_model import GenPropModel
+from genprop.models import build_genprop, load_genprop
 from genprop.sampling import propagate
 from genprop.shards import ShardWriter
 from genprop.shards.clip import make_planned_pair
@@ -87,7 +87,7 @@ def test_train_writes_curve_exports_and_resumes_exactly(tmp_path, backbone_dir):
     for x, y in zip(_rows(straight / "run" / "metrics.jsonl"), _rows(split / "run" / "metrics.jsonl")):
         assert x["loss"] == y["loss"]
     # the export is the EMA model; it loads (over the backbone it names) and propagates
-    model = GenPropModel.from_pretrained(str(split / "run" / "model"))
+    model = load_genprop(str(split / "run" / "model"))
     for k, v in b["ema"]["shadow"].items():
         torch.testing.assert_close(model.state_dict()[k].float(), v)
     assert json.load(open(split / "run" / "model" / "run_config.json"))["step"] == 4
@@ -169,20 +169,36 @@ def _flat(d, prefix=""):
 
 
 def test_ablation_configs_differ_only_where_intended():
-    def load(name):
-        return configs.load(GenPropRunConfig, os.path.join(CONFIGS, f"procedural-genprop{name}.yaml"))
+    def load(variant=None):
+        return configs.load(GenPropRunConfig, os.path.join(CONFIGS, "procedural-genprop.yaml"), variant=variant)
 
-    full = load("")
+    full = load()
     assert full == GenPropRunConfig()
     base = _flat(configs.to_dict(full))
-    expected = {"-no-mpd": {"train.loss.mpd_weight": 0.0},
-                "-no-region-loss": {"train.loss.region_weighting": False, "train.loss.grad_weight": 0.0},
-                "-no-colour-fill": {"synth.ratios": [0.5, 0.375, 0.0]},
-                "-colour-heavy": {"synth.ratios": [0.25, 0.25, 0.5]}}  # an experiment beside the ablations
+    expected = {"no-mpd": {"train.loss.mpd_weight": 0.0},
+                "no-region-loss": {"train.loss.region_weighting": False, "train.loss.grad_weight": 0.0},
+                "no-colour-fill": {"synth.ratios": [0.5, 0.375, 0.0]},
+                "colour-heavy": {"synth.ratios": [0.25, 0.25, 0.5]}}  # an experiment beside the ablations
     for name, diff in expected.items():
         flat = _flat(configs.to_dict(load(name)))
-        assert {k: v for k, v in flat.items() if base[k] != v} == diff, name
-    assert load("-no-colour-fill").trained_tasks() == {"insert", "remove"}
+        assert {k: v for k, v in flat.items() if base.get(k) != v} == diff, name
+    assert load("no-colour-fill").trained_tasks() == {"insert", "remove"}
+    # the paper's model: the same run without the anchoring extension
+    paper = load("paper")
+    assert paper.model.anchoring is None and dataclasses.replace(paper, model=full.model) == full
+    with pytest.raises(configs.ConfigError, match="no variant 'no-such'"):
+        load("no-such")
+
+
+def test_run_configs_in_an_earlier_shape_name_where_each_field_moved(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("sce_blocks: 2\nflow_anchor: true\ntrain: {gate_lr_scale: 10.0}\n")
+    with pytest.raises(configs.ConfigError, match=r"flow_anchor moved to model\.anchoring\.flow; "
+                                                  r"sce_blocks moved to model\.sce_blocks"):
+        configs.load(GenPropRunConfig, str(old))
+    old.write_text("train: {gate_lr_scale: 10.0, loss: {gate_weight: 1.0}}\n")
+    with pytest.raises(configs.ConfigError, match=r"gate_lr_scale moved to model\.anchoring\.gate_lr_scale"):
+        configs.load(GenPropRunConfig, str(old))
 
 
 def test_ablation_losses():
@@ -210,7 +226,7 @@ def test_without_mpd_loss_the_mpd_changes_nothing(backbone_dir):
     batch, _ = ProceduralSamples(cfg, backbone).batch(0)
     grads = []
     for mpd_seed in (0, 1):
-        model = GenPropModel(cfg.genprop_config(backbone.config), backbone=backbone)
+        model = build_genprop(cfg.genprop_config(backbone.config), backbone=backbone)
         with torch.no_grad():
             g = torch.Generator().manual_seed(7)
             for p in model.sce.parameters():  # non-zero injections, as after some training
@@ -261,6 +277,7 @@ def test_scores_on_constructed_inputs():
 
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")
+BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model")
 
 
 @pytest.mark.slow
@@ -277,7 +294,7 @@ def test_shipped_weights_reproduce_their_last_validation_and_hold_the_floors():
         last = [json.loads(line) for line in f][-1]
     assert last["step"] == shipped["step"]
     config = configs.from_dict(GenPropRunConfig, shipped["config"], where="run_config.json")
-    model = GenPropModel.from_pretrained(os.path.join(SHIPPED, "model"))
+    model = load_genprop(os.path.join(SHIPPED, "model"))
     scores = score_run_model(model, config)
     for key in ("remove_psnr_model", "remove_psnr_region_model"):
         assert scores[key] == pytest.approx(last[key], abs=0.05), key
@@ -285,3 +302,36 @@ def test_shipped_weights_reproduce_their_last_validation_and_hold_the_floors():
         assert scores[key] == pytest.approx(last[key], abs=0.01), key
     assert scores["remove_psnr_model"] > last["remove_psnr_identity"]
     assert scores["track_iou_fx_colour"] > last["track_iou_fx_flow"]
+
+
+def test_the_ray_train_entry_point_builds_the_shipped_model():
+    """The Ray Train job's config takes the same model section as the procedural run: from procedural-genprop.yaml's
+    ``model`` over the shards' backbone (the procedural one) it builds the shipped model, which then loads the
+    shipped weights tensor for tensor and predicts what ``load_genprop`` of the shipped checkpoint predicts."""
+    import yaml
+    from safetensors.torch import load_file
+
+    from genprop.models.backbones import backbone_config_from_dict
+    from genprop.training.job_config import TrainJobConfig
+    from pipelines.train_worker import build_model
+
+    model_section = yaml.safe_load(open(os.path.join(CONFIGS, "procedural-genprop.yaml")))["base"]["model"]
+    job = configs.from_dict(TrainJobConfig, {"model": model_section, "backbone_pretrained": BACKBONE},
+                            where="train")
+    stored = json.load(open(os.path.join(BACKBONE, "genprop_backbone.json")))
+    shards_backbone = backbone_config_from_dict(stored["backbone"], stored["backbone_config"])  # as shards record it
+    built, model_json = build_model(job, shards_backbone)
+    shipped = load_genprop(os.path.join(SHIPPED, "model"))
+    assert type(built) is type(shipped)
+    assert dataclasses.replace(built.config, backbone=None) == dataclasses.replace(shipped.config, backbone=None)
+    assert model_json["anchoring"] == {"flow": True, "gate_weight": 1.0, "gate_lr_scale": 10.0}
+    weights = load_file(os.path.join(SHIPPED, "model", "genprop_trainable.safetensors"))
+    built.load_state_dict(weights, strict=False)
+    assert set(built.trainable_state_dict()) == set(weights)
+    case = make_validation_cases(GenPropRunConfig().val_spec())[1]
+    video = torch.from_numpy(case.original).permute(0, 3, 1, 2)[None].float() / 127.5 - 1
+    first = torch.from_numpy(case.target[0]).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        a = propagate(built.eval(), video, first, num_steps=1, guidance_scale=1.0)
+        b = propagate(shipped.eval(), video, first, num_steps=1, guidance_scale=1.0)
+    assert torch.equal(a, b)

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from genprop import storage
-from genprop.models import GenPropModel
+from genprop.models import GenPropModel, load_genprop
 from genprop.shards import ShardsConfig
-from genprop.synth import TASK_COLOUR_FILL
+from genprop.tasks import Task
 from genprop.training import TrainConfig
 from genprop.training.checkpoint import read_ema_weights, read_state_json
 from genprop.training.data import collate, decode_training_sample
@@ -91,7 +91,7 @@ def test_two_workers_train_checkpoint_to_s3_and_export(reference_run, tmp_path):
     assert "val_psnr" in lines[1] and storage.exists(out + "/validation/step-000002.png")
     # 4. the exported model loads and reproduces the run's EMA outputs; its backbone is the untouched one
     model_dir = download_tree(out + "/model", str(tmp_path / "model"))
-    exported = GenPropModel.from_pretrained(model_dir).eval()
+    exported = load_genprop(model_dir).eval()
     ema = read_ema_weights(ckpt)
     fresh = GenPropModel(exported.config).eval()
     for k, v in fresh.backbone.state_dict().items():
@@ -121,7 +121,14 @@ def test_killed_worker_is_restarted_and_resumes_from_the_last_checkpoint(referen
     ref_out, _ = reference_run
     out = make_bucket(s3_endpoint, "genprop-train-kill") + "/run"
     marker = str(tmp_path / "killed")
-    summary = train(run_config(out, shards_url, fail_at_step=3, fail_marker=marker))
+
+    def kill_worker_1_once(step: int, rank: int) -> None:  # runs in the workers: die once, like a lost node
+        if step == 3 and rank == 1 and not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(f"killed after step {step}\n")
+            os._exit(1)
+
+    summary = train(run_config(out, shards_url), after_step=kill_worker_1_once)
     assert os.path.exists(marker)  # worker 1 did exit after step 3 ...
     assert summary["steps"] == STEPS  # ... and the run still ends at the same step count
     lines = [json.loads(x) for x in storage.read_text(out + "/metrics.jsonl").splitlines()]
@@ -209,7 +216,7 @@ def test_each_task_reaches_the_model_as_the_shard_table_says(local_shards):
             inside = torch.from_numpy(s["mask"]).any()
             differs = not torch.equal(seen["sce"], seen["noised"])
             assert differs == bool(inside), s["key"]  # the edit is what separates E's input from G's target
-            if s["meta"]["task"] == TASK_COLOUR_FILL:
+            if s["meta"]["task_id"] == Task.COLOUR_FILL:
                 assert s["prompt"] == "track colored regions"
     finally:
         GenPropModel.forward = orig_forward

@@ -138,16 +138,3 @@ def test_non_finite_loss_names_step_and_samples():
     trainer = Trainer(model, TrainConfig.tiny())
     with pytest.raises(NonFiniteLossError, match=r"step 0 on samples \['s0_0', 's0_1'\]"):
         trainer.train_step([batch])
-
-
-def test_the_source_anchor_gate_trains_at_its_own_learning_rate():
-    """gate_lr_scale: the gate's heads form their own AdamW group at the scaled rate; the schedule scales both."""
-    base = GenPropConfig.tiny("wan")
-    bb = replace(base.backbone, first_frame_anchor=True)
-    model = GenPropModel(replace(base, backbone=bb, source_anchor=True, flow_anchor=True))
-    trainer = Trainer(model, TrainConfig.tiny(lr=1e-3, warmup_steps=0, gate_lr_scale=10.0))
-    rest, gate = trainer.optimizer.param_groups
-    assert {id(p) for p in gate["params"]} == {id(p) for p in model.source_gate.parameters()}
-    assert not {id(p) for p in gate["params"]} & {id(p) for p in rest["params"]}
-    assert gate["lr"] == pytest.approx(10 * rest["lr"]) and rest["lr"] == pytest.approx(1e-3)
-    assert len(Trainer(GenPropModel(base), TrainConfig.tiny()).optimizer.param_groups) == 1  # no gate: one group

@@ -1,10 +1,14 @@
 """GenPropModel: frozen I2V backbone G + Selective Content Encoder + Mask Prediction Decoder + task embeddings.
 
-The model computes predictions only; ``genprop.losses`` turns them into the region-aware loss. Both
-SCE passes that L_grad needs (clean and masked-perturbed source latents) run inside ``forward`` so
-DDP/FSDP see every parameter use in one call. Checkpoints hold the trainable weights only
-(``genprop_trainable.safetensors``) beside ``genprop_config.json``, which names the backbone; no
-pickle is read on the loading path.
+The paper's model (Sec. 3): G's prediction guided by what the SCE injects (Eq. 1-3), and the MPD's mask read
+from G's penultimate block. The model computes predictions only; ``genprop.losses`` turns them into the
+region-aware loss (Eq. 4-7). Both SCE passes that L_grad needs (clean and masked-perturbed source latents) run
+inside ``forward`` so DDP/FSDP see every parameter use in one call. ``forward`` is two stages an extension
+(``GenPropConfig.extension``, a subclass built by ``genprop.models.build_genprop``) can compose with a stage of
+its own between them: :meth:`GenPropModel.encode` (G's input and the SCE) and :meth:`GenPropModel.decode` (G's
+blocks with the injections, and the MPD). Checkpoints
+hold the trainable weights only (``genprop_trainable.safetensors``) beside ``genprop_config.json``, which names
+the backbone; no pickle is read on the loading path.
 """
 
 from __future__ import annotations
@@ -12,100 +16,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from genprop.errors import GenPropError
-from genprop.models.backbones import (BackboneConfig, SVDBackboneConfig, WanBackboneConfig, backbone_config_from_dict,
-                                      backbone_kind, build_backbone)
-from genprop.models.backbones.interface import seeded
+from genprop.errors import CheckpointError
+from genprop.models.backbones import build_backbone
+from genprop.models.backbones.interface import VideoBackbone, seeded
 from genprop.models.content_encoder import SelectiveContentEncoder
-from genprop.models.flow_anchor import FLOW_ANCHOR_KEY
+from genprop.models.genprop_config import GenPropConfig
 from genprop.models.mask_decoder import MaskPredictionDecoder
-from genprop.models.source_anchor import SourceAnchorGate
 from genprop.models.task_embedding import TaskEmbedding
 from genprop.models.trained_clip import TrainedClip, load_trained_clip, save_trained_clip
 
 CONFIG_NAME = "genprop_config.json"
 WEIGHTS_NAME = "genprop_trainable.safetensors"
 FORMAT = "genprop-trainable-v1"
-
-
-class CheckpointError(GenPropError, ValueError):
-    """A GenProp checkpoint that cannot be loaded (missing/extra tensor, wrong shape, wrong backbone)."""
-
-
-def default_sce_blocks(config: BackboneConfig) -> int:
-    """A quarter of the backbone's blocks: Wan num_layers // 4; SVD 2 (of its 9 down/mid/up blocks)."""
-    if isinstance(config, WanBackboneConfig):
-        return max(1, config.transformer.get("num_layers", 40) // 4)
-    return 2
-
-
-@dataclass(frozen=True)
-class GenPropConfig:
-    """Configuration of a GenProp model (saved as JSON beside every checkpoint).
-
-    Args:
-        backbone (SVDBackboneConfig | WanBackboneConfig): the frozen I2V backbone.
-        sce_blocks (int | None, default None): N blocks copied into the SCE; None = ``default_sce_blocks``.
-        task_dim (int, default 256): task embedding width.
-        num_tasks (int, default 4): task ids (0 default, 1 copy-paste, 2 mask-fill, 3 colour fill).
-        fp32_sce_under_autocast (bool, default True): run the SCE (both passes) in fp32 when autocast is on,
-            so L_grad's finite difference is not lost in bf16 rounding.
-        seed (int, default 0): seed for the freshly initialised layers (injection MLPs, MPD head, tasks).
-        source_anchor (bool, default False): a zero-initialised gate read from the SCE moves G's anchor towards the
-            source video (``genprop.models.source_anchor``); Wan backbones only (their adapter is preconditioned
-            around an anchor). Meant for anchored backbones such as the procedural one.
-        flow_anchor (bool, default False): the gate's second channel moves G's anchor towards the first-frame edit
-            carried by the source's optical flow (``genprop.models.flow_anchor``; G's conditioning then carries
-            ``cond["flow_anchor"]``); needs ``source_anchor``.
-    """
-
-    backbone: BackboneConfig = field(default_factory=WanBackboneConfig)
-    sce_blocks: int | None = None
-    task_dim: int = 256
-    num_tasks: int = 4
-    fp32_sce_under_autocast: bool = True
-    seed: int = 0
-    source_anchor: bool = False
-    flow_anchor: bool = False
-
-    def __post_init__(self):
-        if self.flow_anchor and not self.source_anchor:
-            raise ValueError("flow_anchor is the source-anchor gate's second channel: it needs source_anchor")
-
-    @classmethod
-    def tiny(cls, backbone: str = "wan", **backbone_kwargs) -> "GenPropConfig":
-        """A tiny CPU configuration; ``backbone_kwargs`` go to the backbone config's ``tiny()``."""
-        if backbone == "svd":
-            cfg = SVDBackboneConfig.tiny(**backbone_kwargs)
-        elif backbone == "wan":
-            cfg = WanBackboneConfig.tiny(**backbone_kwargs)
-        else:
-            raise ValueError(f"unknown backbone {backbone!r}; expected 'svd' or 'wan'")
-        return cls(backbone=cfg, sce_blocks=1, task_dim=16)
-
-    @property
-    def backbone_kind(self) -> str:
-        return backbone_kind(self.backbone)
-
-    @property
-    def num_sce_blocks(self) -> int:
-        return self.sce_blocks if self.sce_blocks is not None else default_sce_blocks(self.backbone)
-
-    def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "backbone"}
-        return {"backbone": self.backbone_kind, "backbone_config": dataclasses.asdict(self.backbone), **d}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GenPropConfig":
-        d = dict(d)
-        kind = d.pop("backbone")
-        bb = backbone_config_from_dict(kind, d.pop("backbone_config"))
-        return cls(backbone=bb, **d)
 
 
 @dataclass
@@ -118,8 +45,6 @@ class GenPropOutput:
         sce_features (list[Tensor]): the injections (what the SCE adds to G), each as a grid (B, T_lat, C_i, h_i, w_i).
         sce_features_perturbed (list[Tensor] | None): the same for the masked-perturbed source latents.
         delta (float): the perturbation size used (0 when there was no perturbed pass).
-        source_gate (Tensor | None): (B, T_lat, K, h, w) the source-anchor gate (None without ``source_anchor``);
-            K = 2 with ``flow_anchor`` (channel 0 towards the source, 1 towards the flow anchor).
     """
 
     prediction: torch.Tensor
@@ -127,7 +52,32 @@ class GenPropOutput:
     sce_features: list
     sce_features_perturbed: list | None = None
     delta: float = 0.0
-    source_gate: torch.Tensor | None = None
+
+
+@dataclass
+class EncodedInputs:
+    """What :meth:`GenPropModel.encode` hands to :meth:`GenPropModel.decode`.
+
+    Attributes:
+        ctx: the backbone context (G's conditioning and channel-concatenated input).
+        g_hidden (Tensor): G's embedded input (the input layer's output).
+        task_emb (Tensor): (B, task_dim) the task embeddings.
+        injections (list[tuple[Tensor, ...]]): per SCE block, what is added to G's block outputs.
+        perturbed (list[tuple[Tensor, ...]] | None): the same for the masked-perturbed source latents (L_grad).
+        delta (float): the perturbation size (0 without a perturbed pass).
+        sce_hidden (Tensor): the SCE's last hidden state, for the rows it ran on (the conditional half when it is
+            shared across classifier-free guidance's halves, see ``sce_shared``).
+        sce_shared (bool): the SCE ran on the conditional half only and its features serve both halves.
+    """
+
+    ctx: object
+    g_hidden: torch.Tensor
+    task_emb: torch.Tensor
+    injections: list
+    perturbed: list | None
+    delta: float
+    sce_hidden: torch.Tensor
+    sce_shared: bool
 
 
 def _ctx_to_float(ctx):
@@ -178,10 +128,17 @@ class GenPropModel(nn.Module):
             None builds it (``build_backbone``).
     """
 
-    def __init__(self, config: GenPropConfig, backbone: nn.Module | None = None):
+    # the extension this class implements (None: the paper's model); ``genprop.models.build_genprop`` picks the
+    # class a config names
+    extension: str | None = None
+
+    def __init__(self, config: GenPropConfig, backbone: VideoBackbone | None = None):
         super().__init__()
+        if config.extension != self.extension:
+            raise ValueError(f"{type(self).__name__} cannot build {_model_name(config)}: build it with "
+                             "genprop.models.build_genprop, which picks the model a config names")
         if backbone is None:
-            backbone = build_backbone(config.backbone)
+            backbone = build_backbone(config.required_backbone)
         elif backbone.kind != config.backbone_kind:
             raise CheckpointError(f"config names backbone {config.backbone_kind!r} but a {backbone.kind!r} backbone "
                                   "was passed")
@@ -193,13 +150,6 @@ class GenPropModel(nn.Module):
             self.task_embedding = TaskEmbedding(config.task_dim, config.num_tasks)
             self.sce = SelectiveContentEncoder.from_backbone(backbone, config.num_sce_blocks, config.task_dim)
             self.mpd = MaskPredictionDecoder.from_backbone(backbone, config.task_dim)
-            self.source_gate = None
-            if config.source_anchor:
-                if not hasattr(backbone, "reanchor"):
-                    raise ValueError(f"source_anchor needs a Wan backbone (an adapter with an anchor); got "
-                                     f"{backbone.kind!r}")
-                self.source_gate = SourceAnchorGate(backbone.encoder_output_channels(0)[0], backbone.patch_volume,
-                                                    backbone.latent_map.latent_channels, flow=config.flow_anchor)
 
     def train(self, mode: bool = True) -> "GenPropModel":
         """Train the new parts; the backbone always stays in eval mode."""
@@ -214,6 +164,30 @@ class GenPropModel(nn.Module):
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The trainable weights, keyed as in ``state_dict`` (no ``backbone.`` entries)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def parameter_groups(self, named: dict[str, nn.Parameter]) -> list[dict]:
+        """Optimiser groups over the trainable parameters ``named`` (keyed as ``named_parameters``): one group at
+        the run's learning rate (``lr_scale`` 1); an extension may put its own parameters in groups of their own."""
+        return [{"params": list(named.values()), "lr_scale": 1.0}]
+
+    def source_condition(self, cond: dict, source_video: torch.Tensor, first_frame: torch.Tensor) -> dict:
+        """G's conditioning plus what the model derives from the source video and the edited first frame, from
+        pixels (propagation). The paper's model derives nothing: ``cond`` itself.
+
+        Args:
+            cond (dict): G's conditioning from ``backbone.encode_condition``.
+            source_video (Tensor): (B, T, 3, H, W) in [-1, 1], the source video as the SCE gets it.
+            first_frame (Tensor): (B, 3, H, W) in [-1, 1], G's (edited) first frame.
+        """
+        return cond
+
+    def source_condition_from_latents(self, cond: dict, sce_latents: torch.Tensor) -> dict:
+        """:meth:`source_condition` from latents (a training batch holds latents only): ``cond`` itself here.
+
+        Args:
+            cond (dict): G's conditioning. sce_latents (Tensor): (B, T_lat, C, h, w) the source latents.
+        """
+        return cond
 
     def _sce(self, x_sce, ctx, g_hidden, task_emb):
         device_type = x_sce.device.type
@@ -236,8 +210,8 @@ class GenPropModel(nn.Module):
         Args:
             model_input (Tensor): (B, T_lat, C, h, w) noisy latents as the backbone expects them.
             timestep (Tensor): (B,) or scalar, in the backbone's units.
-            cond (dict): G's conditioning from ``backbone.encode_condition`` (edited or original first frame, prompt);
-                with ``flow_anchor`` also ``cond["flow_anchor"]`` (``genprop.models.flow_anchor.with_flow_anchor``).
+            cond (dict): G's conditioning from ``backbone.encode_condition`` (edited or original first frame, prompt)
+                and :meth:`source_condition`.
             sce_latents (Tensor): (B, T_lat, C, h, w) clean latents of the video given to the SCE.
             task_ids (LongTensor): (B,) task ids (0 default).
             perturb_mask (Tensor | None): (B, T_lat, 1, h, w) where to perturb the SCE input for L_grad.
@@ -249,16 +223,24 @@ class GenPropModel(nn.Module):
                 conditional] halves over the same source video: run the SCE once, on the conditional half, and
                 inject its features into both halves (the sampler's default; see docs/design-decisions.md).
         """
+        enc = self.encode(model_input, timestep, cond, sce_latents, task_ids, perturb_mask, perturb_delta,
+                          share_sce_across_cfg)
+        return self.decode(enc, num_frames, predict_mask)
+
+    def encode(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict, sce_latents: torch.Tensor,
+               task_ids: torch.Tensor, perturb_mask: torch.Tensor | None = None, perturb_delta: float = 0.0,
+               share_sce_across_cfg: bool = False) -> EncodedInputs:
+        """G's conditioning and embedded input, and what the SCE injects (arguments as :meth:`forward`)."""
         bb = self.backbone
-        # 1. G's conditioning and input layer
+        # 1. G's conditioning c and its input layer on z_t
         ctx = bb.prepare(model_input, timestep, cond)
         g_hidden = bb.embed(ctx.x_in, ctx)
         task_emb = self.task_embedding(task_ids)
-        # 2. SCE on the source latents (fused with G's embedded input), and 3. for L_grad the same pass on the
-        # source latents + delta inside the mask only. Both passes run as one batch of 2B: the same FLOPs in half
-        # the ops, which is what a step costs on small models.
+        # 2. E(V): the SCE on the source latents, fused with G's embedded input, and 3. for L_grad the same pass
+        # on V + delta m (the source latents shifted inside the mask only). Both passes run as one batch of 2B:
+        # the same FLOPs in half the ops, which is what a step costs on small models.
         x_sce = bb.sce_input(model_input, sce_latents, cond, timestep)
-        perturbed = None
+        perturbed, shared = None, False
         if perturb_delta and perturb_mask is not None:
             shifted = sce_latents + perturb_delta * perturb_mask.to(sce_latents.dtype)
             x_both = torch.cat([x_sce, bb.sce_input(model_input, shifted, cond, timestep)])
@@ -266,34 +248,33 @@ class GenPropModel(nn.Module):
             half = x_sce.shape[0]
             injections = [tuple(t[:half] for t in block) for block in both]
             perturbed = [tuple(t[half:] for t in block) for block in both]
-            hidden = hidden[:half] if self.source_gate is not None else None  # (Wan: rows are samples)
+            hidden = hidden[:half]
         elif share_sce_across_cfg:
             half = x_sce.shape[0] // 2  # rows (B or B*T) of the unconditional half
             one, hidden = self._sce(x_sce[half:], _ctx_second_half(ctx), g_hidden[half:],
                                     task_emb[task_emb.shape[0] // 2:])
             injections = [tuple(torch.cat([t, t]) for t in block) for block in one]
-            hidden = torch.cat([hidden, hidden]) if self.source_gate is not None else None
+            shared = True
         else:
             injections, hidden = self._sce(x_sce, ctx, g_hidden, task_emb)
-        # 4. source anchor: G's input and skip recomputed around a_s = a + g_s (s - a) [then a_s + g_w (w - a_s)],
-        # the gate read from the SCE and the edit's footprints
-        gate = None
-        if self.source_gate is not None:
-            flow = cond.get(FLOW_ANCHOR_KEY) if self.config.flow_anchor else None
-            gate = self.source_gate(bb, hidden.to(g_hidden.dtype), ctx, cond, sce_latents, flow)  # (B,T_lat,K,h,w)
-            anchor = SourceAnchorGate.anchor(gate, bb.anchor(cond, model_input), sce_latents, flow)
-            ctx = bb.reanchor(ctx, model_input, timestep, cond, anchor)
-            g_hidden = bb.embed(ctx.x_in, ctx)
-        # 5. G's blocks with the injections added, then the MPD on G's penultimate block
-        prediction, penultimate = bb.trunk(ctx, g_hidden, injections)
-        mask = self.mpd(bb, ctx, penultimate, task_emb, num_frames) if predict_mask else None
+        return EncodedInputs(ctx=ctx, g_hidden=g_hidden, task_emb=task_emb, injections=injections,
+                             perturbed=perturbed, delta=float(perturb_delta) if perturbed is not None else 0.0,
+                             sce_hidden=hidden, sce_shared=shared)
+
+    def decode(self, enc: EncodedInputs, num_frames: int | None = None, predict_mask: bool = True) -> GenPropOutput:
+        """G(z_t, c, E(V)): G's blocks with the injections added, then the MPD on G's penultimate block."""
+        bb = self.backbone
+        # 4. G's blocks, each of the first N followed by the SCE's injection
+        prediction, penultimate = bb.trunk(enc.ctx, enc.g_hidden, enc.injections)
+        # 5. the MPD: a copy of G's last block on its penultimate features, and the mask head
+        mask = self.mpd(bb, enc.ctx, penultimate, enc.task_emb, num_frames) if predict_mask else None
 
         def grids(inj):
-            return [bb.feature_grid(t, ctx) for block in inj for t in block]
+            return [bb.feature_grid(t, enc.ctx) for block in inj for t in block]
 
-        return GenPropOutput(prediction=prediction, mask=mask, sce_features=grids(injections),
-                             sce_features_perturbed=grids(perturbed) if perturbed is not None else None,
-                             delta=float(perturb_delta) if perturbed is not None else 0.0, source_gate=gate)
+        return GenPropOutput(prediction=prediction, mask=mask, sce_features=grids(enc.injections),
+                             sce_features_perturbed=grids(enc.perturbed) if enc.perturbed is not None else None,
+                             delta=enc.delta)
 
     # ---------------------------------------------------------------------------- checkpoints
     def save_pretrained(self, directory: str, weights: dict[str, torch.Tensor] | None = None,
@@ -323,7 +304,7 @@ class GenPropModel(nn.Module):
             save_trained_clip(directory, clip)
 
     @classmethod
-    def from_pretrained(cls, directory: str, backbone: nn.Module | None = None,
+    def from_pretrained(cls, directory: str, backbone: VideoBackbone | None = None,
                         expected_backbone: str | None = None) -> "GenPropModel":
         """Load a checkpoint written by :meth:`save_pretrained` (safetensors + JSON; no pickle).
 
@@ -343,11 +324,7 @@ class GenPropModel(nn.Module):
         for p in (cfg_path, w_path):
             if not os.path.isfile(p):
                 raise CheckpointError(f"{directory}: not a GenProp checkpoint, {os.path.basename(p)} is missing")
-        with open(cfg_path) as f:
-            try:
-                config = GenPropConfig.from_dict(json.load(f))
-            except (TypeError, ValueError, KeyError) as e:
-                raise CheckpointError(f"{cfg_path}: unreadable GenProp config ({e})") from e
+        config = read_config(directory)
         pretrained = getattr(config.backbone, "pretrained", None)
         if backbone is None and pretrained and pretrained.startswith(("./", "../")):
             # a backbone shipped beside the checkpoint (models/procedural-genprop -> models/procedural-backbone)
@@ -356,6 +333,9 @@ class GenPropModel(nn.Module):
         if expected_backbone is not None and config.backbone_kind != expected_backbone:
             raise CheckpointError(f"{directory}: checkpoint is for backbone {config.backbone_kind!r}, "
                                   f"expected {expected_backbone!r}")
+        if config.extension != cls.extension:
+            raise CheckpointError(f"{directory}: a checkpoint of {_model_name(config)}; load it with "
+                                  "genprop.models.load_genprop, which builds the model its config names")
         with safe_open(w_path, framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("backbone") not in (None, config.backbone_kind):
@@ -381,3 +361,23 @@ class GenPropModel(nn.Module):
         except ValueError as e:
             raise CheckpointError(str(e)) from e
         return model
+
+
+def read_config(directory: str) -> GenPropConfig:
+    """The ``genprop_config.json`` of a checkpoint directory.
+
+    Raises:
+        CheckpointError: the file is missing or does not hold a GenProp config (the message names it).
+    """
+    path = os.path.join(directory, CONFIG_NAME)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{directory}: not a GenProp checkpoint, {CONFIG_NAME} is missing")
+    with open(path) as f:
+        try:
+            return GenPropConfig.from_dict(json.load(f))
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{path}: unreadable GenProp config ({e})") from e
+
+
+def _model_name(config: GenPropConfig) -> str:
+    return "the paper's GenProp" if config.extension is None else f"a GenProp with the {config.extension!r} extension"

@@ -30,17 +30,15 @@ def model_info(backbone: str, sce_blocks: int | None = None) -> dict:
 
             cfg = SVDBackboneConfig()
             bb = SVDBackbone(cfg, SVDBackbone.build_unet(cfg), SVDVaeLatents(AutoencoderKLTemporalDecoder()))
-            denoiser = bb.unet
         elif backbone == "wan":
             from diffusers import AutoencoderKLWan
 
             cfg = WanBackboneConfig()
             bb = WanBackbone(cfg, WanBackbone.build_transformer(cfg), WanVaeLatents(AutoencoderKLWan()))
-            denoiser = bb.transformer
         else:
             raise ValueError(f"unknown backbone {backbone!r}; expected 'svd' or 'wan'")
         model = GenPropModel(GenPropConfig(backbone=cfg, sce_blocks=sce_blocks), backbone=bb)
     trainable = sum(p.numel() for p in model.trainable_parameters())
-    n_backbone = _count(denoiser)
+    n_backbone = _count(bb.denoiser)
     return {"backbone": n_backbone, "sce": _count(model.sce), "mpd": _count(model.mpd), "trainable": trainable,
             "total": n_backbone + trainable}

@@ -19,21 +19,9 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+from genprop.models.backbones.interface import PositionalCapacity
+
 CLIP_NAME = "genprop_clip.json"
-
-
-@dataclass(frozen=True)
-class PositionalCapacity:
-    """The largest window and working frame a backbone's positional tables hold (None: no table, no limit).
-
-    Args:
-        max_frames (int | None): video frames of one window (after Wan's VAE padding to 1 mod 4).
-        max_height (int | None), max_width (int | None): working-frame sides in pixels.
-    """
-
-    max_frames: int | None = None
-    max_height: int | None = None
-    max_width: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,24 +59,6 @@ class TrainedClip:
         return cls(capacity=cap, **d)
 
 
-def positional_capacity(backbone) -> PositionalCapacity:
-    """The positional capacity of a backbone adapter (Wan: its RoPE table; SVD: unbounded).
-
-    Args:
-        backbone: a Wan or SVD adapter (``genprop.models.backbones``).
-    """
-    if backbone.kind != "wan":
-        return PositionalCapacity()
-    cfg = backbone.transformer.config
-    positions = int(cfg.rope_max_seq_len)
-    p_t, p_h, p_w = (int(p) for p in tuple(cfg.patch_size))
-    lm = backbone.latent_map
-    tf, sf = int(getattr(lm, "temporal_factor", 1)), int(lm.spatial_factor)
-    latent_frames = positions * p_t
-    frames = latent_frames if tf == 1 else (latent_frames - 1) * tf + 1
-    return PositionalCapacity(max_frames=frames, max_height=positions * p_h * sf, max_width=positions * p_w * sf)
-
-
 def trained_clip(backbone, frames: int, height: int, width: int, fps=None) -> TrainedClip:
     """The record for a model over ``backbone`` trained on clips of ``frames`` frames at ``height`` x ``width``.
 
@@ -98,7 +68,7 @@ def trained_clip(backbone, frames: int, height: int, width: int, fps=None) -> Tr
         fps: their frame rate (anything ``str`` prints as a rate), or None.
     """
     return TrainedClip(frames=int(frames), height=int(height), width=int(width),
-                       fps=None if fps is None else str(fps), capacity=positional_capacity(backbone))
+                       fps=None if fps is None else str(fps), capacity=backbone.positional_capacity())
 
 
 def save_trained_clip(directory: str, clip: TrainedClip) -> None:

@@ -35,9 +35,7 @@ def autocast(device: torch.device, dtype: str):
 
 def enable_vae_tiling(backbone) -> bool:
     """Turn on the VAE's tiled encode/decode where it has one; returns whether it did."""
-    vae = getattr(backbone.latent_map, "vae", None)
-    if vae is not None and hasattr(vae, "enable_tiling"):
-        vae.enable_tiling()
+    if backbone.latent_map.enable_tiling():
         return True
     log.warning("VAE tiling requested but the %s latent map has no tiled VAE; ignored",
                 type(backbone.latent_map).__name__)
@@ -47,10 +45,8 @@ def enable_vae_tiling(backbone) -> bool:
 def offload_groups(model) -> dict[str, list[torch.nn.Module]]:
     """The big components of a GenProp model per stage: "encoders", "latent_map", "denoiser"."""
     bb = model.backbone
-    encoders = [m for m in (getattr(bb, "text_encoder", None), getattr(bb, "image_encoder", None)) if m is not None]
-    core = bb.transformer if bb.kind == "wan" else bb.unet
-    return {"encoders": encoders, "latent_map": [bb.latent_map],
-            "denoiser": [core, model.sce, model.mpd, model.task_embedding]}
+    return {"encoders": bb.condition_encoders(), "latent_map": [bb.latent_map],
+            "denoiser": [bb.denoiser, model.sce, model.mpd, model.task_embedding]}
 
 
 def place(model, device: torch.device, cpu_offload: bool) -> None:

@@ -22,11 +22,11 @@ import torch
 
 from genprop import masks, metrics, storage
 from genprop.errors import DataError, GenPropError
-from genprop.models.flow_anchor import with_flow_anchor
-from genprop.models.trained_clip import PositionalCapacity, positional_capacity
+from genprop.models.backbones.interface import PositionalCapacity
 from genprop.propagation import memory
 from genprop.propagation.composite import Compositor, EditRegion
-from genprop.propagation.config import TRACK_TASK_ID, PropagationConfig
+from genprop.propagation.config import PropagationConfig
+from genprop.tasks import Task
 from genprop.propagation.long_video import drift_of_windows, stream_windows, window_spans
 from genprop.propagation.outputs import ArraySink, BackgroundSink, FileSink, OutputFrame, PropagationResult
 from genprop.propagation.progress import Progress
@@ -59,7 +59,7 @@ class _MaskRecorder:
 def padded_frames(backbone, num_frames: int) -> int:
     """Frames a window of ``num_frames`` is padded to (Wan's VAE needs 1 mod 4; others as is)."""
     lm = backbone.latent_map
-    tf = int(getattr(lm, "temporal_factor", 1))
+    tf = int(lm.temporal_factor)
     if tf == 1:
         return num_frames
     return (num_frames - 1 + tf - 1) // tf * tf + 1
@@ -67,9 +67,7 @@ def padded_frames(backbone, num_frames: int) -> int:
 
 def default_window(backbone) -> int:
     """The backbone's own clip length: Wan 81 frames; SVD its U-Net's ``num_frames`` (SVD-XT 25)."""
-    if backbone.kind == "wan":
-        return 81
-    return int(backbone.unet.config.num_frames)
+    return backbone.default_window
 
 
 def _largest_window(backbone, capacity: PositionalCapacity) -> int | None:
@@ -100,7 +98,7 @@ class Propagator:
         self.model = model.eval()
         bb = model.backbone
         self.clip = getattr(model, "trained_clip", None)
-        self.capacity = positional_capacity(bb)
+        self.capacity = bb.positional_capacity()
         largest = _largest_window(bb, self.capacity)
         trained = f" (it was trained on clips of {self.clip.frames} frames)" if self.clip else ""
         if self.config.window:
@@ -173,7 +171,7 @@ class Propagator:
         with memory.stage(model, ("encoders", "latent_map"), dev, off), memory.autocast(dev, cfg.dtype):
             cond = {k: v.float() for k, v in
                     bb.encode_condition(first_frame, prompt, generator=g, num_frames=t_pad).items()}
-            cond = with_flow_anchor(model, cond, source, first_frame)
+            cond = model.source_condition(cond, source, first_frame)
         # 2. denoising (the MPD mask of the last step is kept)
         recorder = _MaskRecorder(model, 1)
         task_ids = torch.full((1,), task, dtype=torch.long, device=dev)
@@ -217,7 +215,7 @@ class Propagator:
         fmap = self.frame_map(H, W)
         comp = Compositor((H, W), fmap.work_size, cfg.feather_px)
         source_kind = self.region_source()
-        track = task == TRACK_TASK_ID and "track" in sink.wants
+        track = task == Task.COLOUR_FILL and "track" in sink.wants
         secs = {"model": 0.0, "composite": 0.0, "write": 0.0, "resize": 0.0}
         clock = time.perf_counter
 
@@ -348,7 +346,7 @@ class Propagator:
                 progress = Progress(storage.basename(video_url), info.num_frames, windows, quiet=quiet)
             sink = BackgroundSink(FileSink(out_url, info, audio_from=reader.local_path, mode=self.config.output_mode,
                                            crf=self.config.crf, mask_out=mask_out, raw_out=raw_out, mpd_out=mpd_out,
-                                           track_out=track_out, track=task == TRACK_TASK_ID))
+                                           track_out=track_out, track=task == Task.COLOUR_FILL))
             try:
                 stats = self.propagate(reader, info.num_frames, edited, sink, prompt, task, seed,
                                        progress=progress or None)
@@ -370,14 +368,14 @@ def load_model(url: str | None):
         url (str | None): the checkpoint directory (``genprop_config.json`` + ``genprop_trainable.safetensors``,
             and ``genprop_clip.json`` where training wrote it).
     """
-    from genprop.models import GenPropModel
+    from genprop.models import load_genprop
     from genprop.models.genprop_model import CONFIG_NAME, WEIGHTS_NAME
     from genprop.models.trained_clip import CLIP_NAME
 
     if url is None:
         raise ValueError("no model: pass a checkpoint directory")
     if storage.is_local(url):
-        return GenPropModel.from_pretrained(storage.local_path(url))
+        return load_genprop(storage.local_path(url))
     with tempfile.TemporaryDirectory(prefix="genprop-model-") as tmp:
         for name in (CONFIG_NAME, WEIGHTS_NAME, CLIP_NAME):
             src = storage.join(url, name)
@@ -387,4 +385,4 @@ def load_model(url: str | None):
                 raise DataError(url, f"not a GenProp checkpoint, {name} is missing")
             with storage.local_copy(src) as local:
                 storage.put_file(local, os.path.join(tmp, name))
-        return GenPropModel.from_pretrained(tmp)
+        return load_genprop(tmp)

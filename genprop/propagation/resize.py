@@ -18,36 +18,6 @@ import cv2
 import numpy as np
 import torch
 
-# Wan2.1-I2V-480P's training size; the default working area of a real-size Wan.
-WAN_480P_AREA = 480 * 832
-
-
-def spatial_alignment(backbone) -> int:
-    """Pixels each working side must be a multiple of: latent factor x (Wan patch | SVD down-sampling).
-
-    Args:
-        backbone: a Wan or SVD adapter.
-    """
-    sf = int(backbone.latent_map.spatial_factor)
-    if backbone.kind == "wan":
-        return sf * int(tuple(backbone.transformer.config.patch_size)[1])
-    return sf * 2 ** (len(backbone.unet.config.block_out_channels) - 1)
-
-
-def default_working_area(backbone) -> int:
-    """The working area (pixels) a backbone was built for.
-
-    SVD: the U-Net's ``sample_size`` latent square (SVD-XT: 96 -> 768^2, the area of its 576x1024).
-    Wan: 480x832, or for a small transformer an eighth of its RoPE table per axis (tiny: 32x32).
-    """
-    sf = int(backbone.latent_map.spatial_factor)
-    if backbone.kind == "svd":
-        return (int(backbone.unet.config.sample_size) * sf) ** 2
-    cfg = backbone.transformer.config
-    side = int(cfg.rope_max_seq_len) * int(tuple(cfg.patch_size)[1]) * sf // 8
-    return min(WAN_480P_AREA, side * side)
-
-
 def working_size(height: int, width: int, area: int, align: int) -> tuple[int, int]:
     """The (h, w) with h / w ~ height / width, h * w ~ area, both multiples of ``align`` (>= align).
 
@@ -83,8 +53,8 @@ class FrameMap:
     @classmethod
     def for_backbone(cls, backbone, height: int, width: int, area: int = 0) -> "FrameMap":
         """The map for frames of (height, width) on ``backbone`` (``area`` 0 = its default working area)."""
-        area = area or default_working_area(backbone)
-        return cls((height, width), working_size(height, width, area, spatial_alignment(backbone)))
+        area = area or backbone.default_working_area
+        return cls((height, width), working_size(height, width, area, backbone.spatial_alignment))
 
     def _resize(self, img: np.ndarray, size: tuple[int, int], up_interp: int) -> np.ndarray:
         h, w = size

@@ -1,13 +1,11 @@
 """Pretraining a small image-to-video backbone on the procedural world, without Ray.
 
 The same ``Trainer`` (objective ``i2v``) as the Ray Train job, fed with procedural clips rendered on the fly
-(a clip costs ~1 ms to render, far less than a training step, so no shards are needed for this world). Runs
-resume wherever they stopped — across sessions and machines (a CPU box, a lent GPU) — from two places:
-
-- ``<output>/model``: the EMA backbone as the adapter loads it (``save_backbone``; small, kept in git) plus
-  ``<output>/progress.json`` (step, samples, wall time per machine) and ``<output>/curve.jsonl``;
-- ``<state>/state.pt``: optimiser, schedule, EMA and RNG state (large; kept outside git). Without it a run
-  resumes from the exported weights with a fresh optimiser (its warm-up runs again).
+(a clip costs ~1 ms to render, far less than a training step, so no shards are needed for this world), in the
+resumable-run skeleton of ``resumable_run`` (it resumes wherever it stopped, on any machine): ``<output>/model``
+is the EMA backbone as the adapter loads it (``save_backbone``; small, kept in git), ``<state>/state.pt`` the
+optimiser state (large; kept outside git; without it a run resumes from the exported weights with a fresh
+optimiser, whose warm-up runs again).
 
 Training clips use scene seeds ``0, 1, 2, ...`` in order (step s uses seeds ``s*B .. s*B+B-1``), so a resumed
 run continues the same stream; validation uses held-out seeds from ``VALIDATION_SEED_BASE`` on.
@@ -28,8 +26,7 @@ from genprop.backbone_quality import ClipSpec, procedural_clips, score_backbone,
 from genprop.models.backbones import WanBackboneConfig, build_backbone
 from genprop.models.backbones.export import save_backbone
 from genprop.training.config import TrainConfig
-from genprop.training.run_files import (append_jsonl, publish_dir, read_json, resume_trainer, save_trainer_state,
-                                        write_json)
+from genprop.training.resumable_run import ResumableRun
 from genprop.training.trainer import Trainer
 
 VALIDATION_SEED_BASE = 1_000_000
@@ -81,11 +78,6 @@ class PretrainConfig:
                         height=self.height, width=self.width, fps=self.fps)
 
 
-def _publish_model(backbone, weights: dict, directory: str) -> None:
-    """Export the EMA backbone to ``directory`` atomically (a stopped run never leaves half a model)."""
-    publish_dir(directory, lambda tmp: save_backbone(backbone, tmp, weights=weights))
-
-
 def load_run_backbone(config: PretrainConfig, output: str):
     """The run's backbone: its exported model when there is one, else a fresh build from the config."""
     model_dir = os.path.join(output, "model")
@@ -112,54 +104,38 @@ def pretrain(config: PretrainConfig, output: str, state_dir: str, *, max_steps: 
     Returns:
         dict: the final ``progress.json`` content.
     """
-    os.makedirs(output, exist_ok=True)
-    os.makedirs(state_dir, exist_ok=True)
+    run = ResumableRun(output, state_dir, machine)
     max_steps = max_steps or config.train.max_steps
-    progress_path, state_path = os.path.join(output, "progress.json"), os.path.join(state_dir, "state.pt")
-    progress = read_json(progress_path, {"step": 0, "samples": 0, "wall_s": {}, "config": None})
     # 1. backbone and trainer; resume the optimiser state when it belongs to this exact step
     backbone = load_run_backbone(config, output).to(device)
     trainer = Trainer(backbone, config.train)
-    resume_trainer(trainer, state_path, progress["step"], output, device)
-    progress["config"] = {"backbone": dataclasses.asdict(config.backbone), "train": dataclasses.asdict(config.train),
-                          "batch_size": config.batch_size}
-    log(f"[pretrain] start at step {trainer.step} ({progress['samples']} samples) on {machine}")
-    t_call, t_mark = time.monotonic(), time.monotonic()
+    run.resume(trainer, device)
+    run.progress["config"] = {"backbone": dataclasses.asdict(config.backbone),
+                              "train": dataclasses.asdict(config.train), "batch_size": config.batch_size}
+    log(f"[pretrain] start at step {trainer.step} ({run.progress['samples']} samples) on {machine}")
 
-    def checkpoint_and_validate() -> None:
-        nonlocal t_mark
-        now = time.monotonic()
-        progress["wall_s"][machine] = progress["wall_s"].get(machine, 0.0) + (now - t_mark)
-        t_mark = now
-        weights = trainer.ema_weights()
+    def validate(weights: dict) -> dict:
         scored = copy.deepcopy(backbone)
         scored.load_state_dict(weights, strict=False)
-        scores = score_backbone(scored.eval(), config.val_spec(), num_steps=config.val_steps, guidance_scale=1.0)
-        row = {"step": trainer.step, "samples": progress["samples"], "wall_s": dict(progress["wall_s"]), **scores}
-        append_jsonl(os.path.join(output, "curve.jsonl"), row)
-        _publish_model(backbone, weights, os.path.join(output, "model"))
-        save_trainer_state(trainer, state_path)
-        progress["step"] = trainer.step
-        write_json(progress_path, progress)
+        return score_backbone(scored.eval(), config.val_spec(), num_steps=config.val_steps, guidance_scale=1.0)
+
+    def checkpoint() -> None:
+        scores = run.checkpoint(trainer, validate, lambda tmp, weights: save_backbone(backbone, tmp, weights=weights))
         log(f"[pretrain] step {trainer.step}: PSNR model {scores['model']:.2f} dB, repeat-first "
             f"{scores['repeat_first']:.2f}, mean-frame {scores['mean_frame']:.2f}")
 
-    # 2. the loop: a deterministic clip stream, metrics every step, validation + checkpoint every val_every
-    while trainer.step < max_steps:
-        if max_minutes is not None and time.monotonic() - t_call > 60 * max_minutes:
-            break
+    # 2. one step of a deterministic clip stream (seeds s*B .. s*B+B-1), its metrics logged
+    def step(s: int) -> None:
         t0 = time.monotonic()
-        clips = to_model(procedural_clips(config.train_spec(trainer.step)), device)
+        spec = config.train_spec(s)
+        clips = to_model(procedural_clips(spec), device)
         with torch.no_grad():
             batch = {"target_latents": backbone.encode_video(clips),
                      "cond": backbone.encode_condition(clips[:, 0], None, num_frames=clips.shape[1]),
-                     "keys": [f"seed{s}" for s in config.train_spec(trainer.step).seeds]}
+                     "keys": [f"seed{seed}" for seed in spec.seeds]}
         metrics = trainer.train_step([batch], data_wait_s=time.monotonic() - t0)
-        progress["samples"] += config.batch_size
-        append_jsonl(os.path.join(output, "metrics.jsonl"), {k: metrics[k] for k in ("step", "loss", "lr",
-                      "grad_norm", "samples_per_s", "data_wait_frac")})
-        if trainer.step % config.val_every == 0:
-            checkpoint_and_validate()
-    if progress["step"] != trainer.step:
-        checkpoint_and_validate()
-    return progress
+        run.progress["samples"] += config.batch_size
+        run.log_step({k: metrics[k] for k in ("step", "loss", "lr", "grad_norm", "samples_per_s", "data_wait_frac")})
+
+    return run.train(trainer, step, checkpoint, max_steps=max_steps, val_every=config.val_every,
+                     max_minutes=max_minutes)

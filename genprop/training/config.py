@@ -30,9 +30,6 @@ class TrainConfig:
             the backward pass (``i2v``), trading compute for memory.
         seed (int, default 0): seeds noise, dropout draws and task drops (per worker: seed + rank).
         loss (RegionLossConfig): the region-aware loss weights (``genprop`` only).
-        gate_lr_scale (float, default 1.0): learning-rate multiplier of the source-anchor gate's heads
-            (``genprop`` with ``GenPropConfig.source_anchor``): a few zero-initialised linear maps whose outputs
-            must travel O(1), which at the SCE's learning rate take thousands of steps.
     """
 
     objective: str = "genprop"
@@ -50,7 +47,6 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     seed: int = 0
     loss: RegionLossConfig = field(default_factory=RegionLossConfig)
-    gate_lr_scale: float = 1.0
 
     def __post_init__(self):
         if self.objective not in ("genprop", "i2v"):

@@ -67,12 +67,9 @@ def shard_model(model: nn.Module, objective: str, device: torch.device) -> nn.Mo
             fully_shard(part)
         fully_shard(model, ignored_params=set(backbone.parameters()))
         return model
-    frozen = [getattr(model, n) for n in ("latent_map", "text_encoder", "image_encoder")
-              if getattr(model, n, None) is not None]
+    frozen = [model.latent_map, *model.condition_encoders()]
     ignored = {p for m in frozen for p in m.parameters()}
-    blocks = getattr(model.denoiser, "blocks", None) or [*model.denoiser.down_blocks, model.denoiser.mid_block,
-                                                         *model.denoiser.up_blocks]
-    for block in blocks:
+    for block in model.denoiser_blocks():
         fully_shard(block)
     fully_shard(model, ignored_params=ignored)
     return model

@@ -15,13 +15,16 @@ synchronised; it reaches the plain module through ``.module`` for everything tha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from genprop.errors import GenPropError
-from genprop.losses import RegionLossConfig, drop_task_ids, flow_gate_target, loss_masks, region_aware_loss
-from genprop.models.flow_anchor import FLOW_ANCHOR_KEY, with_flow_anchor_from_latents
+from genprop.losses import RegionLossConfig, drop_task_ids, loss_masks, region_aware_loss
+from genprop.models.backbones import TrainingSample
+from genprop.models.genprop_model import GenPropOutput
 
 
 class NonFiniteLossError(GenPropError):
@@ -69,9 +72,29 @@ def drop_condition(backbone, cond: dict[str, torch.Tensor], prob: float,
     return out
 
 
-def _check_finite(terms: dict[str, torch.Tensor], step: int, keys: list[str]) -> None:
+def check_finite(terms: dict[str, torch.Tensor], step: int, keys: list[str]) -> None:
+    """Raise :class:`NonFiniteLossError` when the total loss is NaN or infinite."""
     if not torch.isfinite(terms["loss"]):
         raise NonFiniteLossError(step, keys, {k: float(v.detach()) for k, v in terms.items()})
+
+
+@dataclass
+class ObjectiveStep:
+    """One evaluation of the GenProp objective: the loss terms and what made them (for an objective wrapping it).
+
+    Attributes:
+        terms (dict[str, Tensor]): the region-aware loss's total and terms (not yet checked for being finite).
+        output (GenPropOutput): the model's forward output.
+        sample (TrainingSample): the noised target.
+        cond (dict[str, Tensor]): G's conditioning as the model saw it (after the condition drop).
+        latent_mask (Tensor): (B, T_lat, 1, h, w) the edit mask at latent resolution.
+    """
+
+    terms: dict
+    output: GenPropOutput
+    sample: TrainingSample
+    cond: dict
+    latent_mask: torch.Tensor
 
 
 class GenPropObjective:
@@ -87,18 +110,26 @@ class GenPropObjective:
 
     @staticmethod
     def trainable(model: nn.Module) -> dict[str, nn.Parameter]:
-        """SCE, MPD and task embeddings, keyed as in ``GenPropModel.state_dict``."""
+        """SCE, MPD and task embeddings (and an extension's parameters), keyed as in ``GenPropModel.state_dict``."""
         return {n: p for n, p in model.named_parameters() if not n.startswith("backbone.")}
 
     def __call__(self, model: nn.Module, batch: dict, step: int,
                  generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        bb = unwrap(model).backbone
+        terms = self.compute(model, batch, step, generator).terms
+        check_finite(terms, step, batch.get("keys", []))
+        return terms
+
+    def compute(self, model: nn.Module, batch: dict, step: int,
+                generator: torch.Generator | None = None) -> ObjectiveStep:
+        """The loss terms of ``batch`` at training ``step`` and what made them (arguments as ``__call__``)."""
+        core = unwrap(model)
+        bb = core.backbone
         target = batch["target_latents"]
         # 1. noise the target in the backbone's parameterisation
         sample = bb.training_sample(target, generator)
-        # 2. condition (plus the flow anchor, when the model has one) and task dropout (CFG and the "default"
-        # task at inference)
-        cond = with_flow_anchor_from_latents(unwrap(model), batch["cond"], batch["sce_latents"])
+        # 2. G's condition (plus what the model derives from the source, as at inference), dropped for CFG, and
+        # task dropout (the "default" task at inference)
+        cond = core.source_condition_from_latents(batch["cond"], batch["sce_latents"])
         cond = drop_condition(bb, cond, self.cond_drop_prob, generator)
         tasks = drop_task_ids(batch["task_id"], self.loss.task_drop_prob, generator)
         # 3. masks at latent resolution; the perturbed SCE pass only on L_grad's steps
@@ -106,13 +137,9 @@ class GenPropObjective:
         out = model(sample.model_input, sample.timestep, cond, batch["sce_latents"], tasks,
                     perturb_mask=latent_mask, perturb_delta=self.loss.grad_delta_at(step),
                     num_frames=batch["mask"].shape[1])
-        flow_target = None
-        if unwrap(model).config.flow_anchor:  # (its gate has the flow channel, its cond the anchor)
-            flow_target = flow_gate_target(target, bb.anchor(cond, target), batch["sce_latents"],
-                                           cond[FLOW_ANCHOR_KEY])
-        terms = region_aware_loss(out, sample.target, latent_mask, mpd_target, self.loss, flow_target)
-        _check_finite(terms, step, batch.get("keys", []))
-        return terms
+        # 4. Eq. 7
+        terms = region_aware_loss(out, sample.target, latent_mask, mpd_target, self.loss)
+        return ObjectiveStep(terms=terms, output=out, sample=sample, cond=cond, latent_mask=latent_mask)
 
 
 class I2VObjective:
@@ -142,5 +169,5 @@ class I2VObjective:
         pred = model(sample.model_input, sample.timestep, cond)
         mse = F.mse_loss(pred.float(), sample.target.float())
         terms = {"loss": mse, "mse": mse}
-        _check_finite(terms, step, batch.get("keys", []))
+        check_finite(terms, step, batch.get("keys", []))
         return terms

@@ -22,23 +22,16 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-# Parameters of the source-anchor gate (``GenPropModel.source_gate``) train at ``config.gate_lr_scale`` x lr.
-GATE_PREFIX = "source_gate."
-
-
-def make_optimizer(params: list[torch.nn.Parameter] | dict[str, torch.nn.Parameter], config: TrainConfig
+def make_optimizer(groups: list[dict], config: TrainConfig
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over ``params`` and its warm-up + cosine schedule.
+    """AdamW over parameter groups and its warm-up + cosine schedule.
 
     Args:
-        params (list[nn.Parameter] | dict[str, nn.Parameter]): the trainable parameters only; named ones put the
-            source-anchor gate's in a group at ``config.gate_lr_scale`` times the learning rate.
+        groups (list[dict]): ``{"params": [...], "lr_scale": s}`` each (the model's ``parameter_groups``); a group
+            trains at ``s * config.lr`` on the same schedule.
         config (TrainConfig): lr, betas, weight decay and the schedule.
     """
-    if isinstance(params, dict):
-        gate = [p for n, p in params.items() if n.startswith(GATE_PREFIX)]
-        rest = [p for n, p in params.items() if not n.startswith(GATE_PREFIX)]
-        params = [{"params": rest}] + ([{"params": gate, "lr": config.lr * config.gate_lr_scale}] if gate else [])
-    opt = torch.optim.AdamW(params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+    param_groups = [{"params": g["params"], "lr": config.lr * g.get("lr_scale", 1.0)} for g in groups]
+    opt = torch.optim.AdamW(param_groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     return opt, sched

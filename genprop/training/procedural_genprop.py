@@ -9,13 +9,11 @@ other videos of the step), makes each routed pair with ``make_planned_pair``, en
 the shard job would skip (no usable object, bad data, a sample that does not decode) are skipped and
 counted; the batch is then smaller.
 
-Runs resume wherever they stopped, as backbone pretraining does (``backbone_pretraining``):
-
-- ``<output>/model``: the EMA of the trainable parts (SCE, MPD, task embeddings) as
-  ``GenPropModel.save_pretrained`` writes it, plus ``run_config.json``; ``<output>/progress.json`` (step,
-  samples, skipped, wall time per machine, the backbone's fingerprint), ``curve.jsonl``, ``metrics.jsonl``;
-- ``<state>/state.pt``: optimiser, schedule, EMA and RNG state (without it a run resumes from the exported
-  weights with a fresh optimiser).
+Runs resume wherever they stopped, in the resumable-run skeleton of ``resumable_run`` (as backbone
+pretraining): ``<output>/model`` is the EMA of the trainable parts as ``GenPropModel.save_pretrained`` writes it,
+plus ``run_config.json``; ``progress.json`` also counts the skipped samples and records the backbone's
+fingerprint. The model is the config's ``model`` section (``GenPropConfig``) over the run's backbone: the
+paper's GenProp, or the anchored extension with an ``anchoring`` section.
 
 The backbone is loaded from its directory and frozen; a run refuses to resume over a backbone whose files
 changed since it started. Validation propagates held-out benchmark cases (seeds from
@@ -30,7 +28,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 from genprop import configs, storage
 from genprop.datasets.procedural import TASKS, WorldConfig
@@ -38,35 +36,39 @@ from genprop.datasets.procedural.memory import RenderedWorld
 from genprop.errors import DataError
 from genprop.genprop_quality import CaseSpec, make_validation_cases, mean_scores, reference_scores, score_genprop
 from genprop.losses import RegionLossConfig
+from genprop.models import GenPropConfig, GenPropModel, build_genprop, load_genprop
+from genprop.models.anchoring.config import AnchoringConfig
 from genprop.models.backbones.export import load_backbone
 from genprop.models.trained_clip import trained_clip
-from genprop.models.genprop_model import GenPropConfig, GenPropModel
 from genprop.shards import ShardsConfig, describe_video, plan_samples
 from genprop.shards.clip import make_planned_pair
 from genprop.shards.encode import SampleEncoder
 from genprop.shards.tar_writer import end_of_archive, read_tar_members
-from genprop.synth import TASK_COLOUR_FILL, TASK_COPY_PASTE, TASK_MASK_FILL, SynthConfig
-from genprop.synth.sampler import TASKS as SYNTH_TASKS
+from genprop.synth import SynthConfig
 from genprop.synth.sampler import SkipSample
+from genprop.tasks import AUGMENTATION_TASKS as SYNTH_TASKS
 from genprop.training.backbone_pretraining import VALIDATION_SEED_BASE
 from genprop.training.config import TrainConfig
 from genprop.training.data import collate, decode_training_sample
-from genprop.training.run_files import (append_jsonl, publish_dir, read_json, resume_trainer, save_trainer_state,
-                                        write_json)
+from genprop.training.resumable_run import ResumableRun
+from genprop.training.run_files import write_json
 from genprop.training.trainer import Trainer
 
 # Held out from the backbone's training seeds (< VALIDATION_SEED_BASE) and from its own validation clips.
 GENPROP_VALIDATION_SEED_BASE = VALIDATION_SEED_BASE + 500_000
 # The propagation task each augmentation trains (an untrained task embedding is replaced by the default).
-TRAINS = {TASK_COPY_PASTE: "insert", TASK_MASK_FILL: "remove", TASK_COLOUR_FILL: "track"}
+TRAINS = {t: t.cli_name for t in SYNTH_TASKS}
 METRICS = ("step", "loss", "non_mask", "mask", "grad", "mpd", "gate", "lr", "grad_norm", "samples", "samples_per_s",
            "data_wait_frac")
 
 
 def _default_train() -> TrainConfig:
     return TrainConfig(objective="genprop", lr=2e-4, warmup_steps=100, max_steps=1500, min_lr_ratio=0.1,
-                       grad_clip=1.0, ema_decay=0.999, loss=RegionLossConfig(mpd_area_balanced=True),
-                       gate_lr_scale=10.0)
+                       grad_clip=1.0, ema_decay=0.999, loss=RegionLossConfig(mpd_area_balanced=True))
+
+
+def _default_model() -> GenPropConfig:
+    return GenPropConfig(sce_blocks=2, task_dim=64, seed=0, anchoring=AnchoringConfig(flow=True, gate_lr_scale=10.0))
 
 
 @dataclass(frozen=True)
@@ -76,17 +78,14 @@ class GenPropRunConfig:
     Args:
         backbone (str, default "models/procedural-backbone/model"): the frozen backbone's directory
             (``save_backbone``'s layout; relative paths are relative to the working directory).
-        sce_blocks (int, default 2): backbone blocks copied into the SCE.
-        task_dim (int, default 64): task embedding width.
-        model_seed (int, default 0): seeds the new layers (injections, MPD head, task embeddings).
-        source_anchor (bool, default True): GenProp's source-anchor gate (``GenPropConfig.source_anchor``).
-        flow_anchor (bool, default True): the gate's flow-anchor channel (``GenPropConfig.flow_anchor``).
+        model (GenPropConfig): the model without its backbone (the run's); by default SCE of 2 blocks, task
+            embeddings of 64, and the anchoring extension with its flow channel (the shipped model).
         train (TrainConfig): objective ``genprop``, optimiser settings and the region-aware loss
             (``train.loss``: ``mpd_weight`` 0 = no MPD; ``region_weighting`` false and ``grad_weight`` 0 = no
             region-aware loss).
         synth (SynthConfig): the augmentations (``ratios``: copy-and-paste, mask-and-fill, colour fill); by
             default the 32x32 preset with colour fill tinting the effects and mask-and-fill leaving them, as the
-            shipped run trained (docs/results.md, pilot G).
+            shipped run trained (docs/results.md).
         crop_scale (tuple[float, float], default (1.0, 1.0)): the shard job's random crop; 1 keeps the world's
             geometry (the backbone's and the validation cases').
         data_seed (int, default 0): the plan's seed (tasks, colours, donors, pair seeds).
@@ -101,11 +100,7 @@ class GenPropRunConfig:
     """
 
     backbone: str = "models/procedural-backbone/model"
-    sce_blocks: int = 2
-    task_dim: int = 64
-    model_seed: int = 0
-    source_anchor: bool = True
-    flow_anchor: bool = True
+    model: GenPropConfig = field(default_factory=_default_model)
     train: TrainConfig = field(default_factory=_default_train)
     synth: SynthConfig = field(default_factory=lambda: SynthConfig.tiny(mask_fill_effects=False))
     crop_scale: tuple[float, float] = (1.0, 1.0)
@@ -122,6 +117,13 @@ class GenPropRunConfig:
     val_guidance: float = 1.0
     val_seed: int = 0
 
+    # fields of earlier config shapes -> where they live now (a config in the old shape fails naming them)
+    MOVED: ClassVar[dict[str, str]] = {"sce_blocks": "model.sce_blocks", "task_dim": "model.task_dim",
+                                       "model_seed": "model.seed", "source_anchor": "model.anchoring (a section)",
+                                       "flow_anchor": "model.anchoring.flow",
+                                       "train.gate_lr_scale": "model.anchoring.gate_lr_scale",
+                                       "train.loss.gate_weight": "model.anchoring.gate_weight"}
+
     def __post_init__(self):
         object.__setattr__(self, "val_tasks", tuple(self.val_tasks))
         object.__setattr__(self, "crop_scale", tuple(float(c) for c in self.crop_scale))
@@ -136,8 +138,8 @@ class GenPropRunConfig:
     @classmethod
     def tiny(cls, backbone: str) -> "GenPropRunConfig":
         """A CPU-test run over the (tiny) backbone saved at ``backbone``."""
-        return cls(backbone=backbone, sce_blocks=1, task_dim=8, train=TrainConfig.tiny(objective="genprop"),
-                   batch_size=2, val_videos=1, val_every=2, val_steps=1)
+        return cls(backbone=backbone, model=dataclasses.replace(_default_model(), sce_blocks=1, task_dim=8),
+                   train=TrainConfig.tiny(objective="genprop"), batch_size=2, val_videos=1, val_every=2, val_steps=1)
 
     def world(self) -> WorldConfig:
         return WorldConfig(videos=0, frames=self.frames, height=self.height, width=self.width, fps=self.fps)
@@ -162,8 +164,8 @@ class GenPropRunConfig:
                             samples_per_shard=self.batch_size)
 
     def genprop_config(self, backbone_config) -> GenPropConfig:
-        return GenPropConfig(backbone=backbone_config, sce_blocks=self.sce_blocks, task_dim=self.task_dim,
-                             seed=self.model_seed, source_anchor=self.source_anchor, flow_anchor=self.flow_anchor)
+        """The ``model`` section over the run's backbone."""
+        return self.model.with_backbone(backbone_config)
 
     def trained_tasks(self) -> set[str]:
         """The propagation tasks the augmentations train (ratio > 0)."""
@@ -223,16 +225,20 @@ class ProceduralSamples:
 
 
 def load_run_model(config: GenPropRunConfig, output: str, backbone) -> GenPropModel:
-    """The run's model over ``backbone``: its exported EMA weights when there are some, else a fresh one."""
+    """The run's model over ``backbone``: its exported EMA weights when there are some, else a fresh one.
+
+    Raises:
+        ValueError: the exported model is not the config's ``model`` (names the fields that differ).
+    """
     model_dir = os.path.join(output, "model")
     if not os.path.isfile(os.path.join(model_dir, "genprop_config.json")):
-        return GenPropModel(config.genprop_config(backbone.config), backbone=backbone)
-    model = GenPropModel.from_pretrained(model_dir, backbone=backbone)
-    got = (model.config.num_sce_blocks, model.config.task_dim, model.config.source_anchor, model.config.flow_anchor)
-    want = (config.sce_blocks, config.task_dim, config.source_anchor, config.flow_anchor)
-    if got != want:
-        raise ValueError(f"{model_dir}: exported with (SCE blocks, task_dim, source_anchor, flow_anchor) = {got}, "
-                         f"the config asks {want}")
+        return build_genprop(config.genprop_config(backbone.config), backbone=backbone)
+    model = load_genprop(model_dir, backbone=backbone)
+    got = dataclasses.replace(model.config, backbone=None)
+    if got != config.model:
+        differ = [f.name for f in dataclasses.fields(got) if getattr(got, f.name) != getattr(config.model, f.name)]
+        raise ValueError(f"{model_dir}: exported with model fields {differ} = {[getattr(got, n) for n in differ]}, "
+                         f"the config asks {[getattr(config.model, n) for n in differ]}")
     return model
 
 
@@ -257,91 +263,59 @@ def train_genprop_run(config: GenPropRunConfig, output: str, state_dir: str, *, 
                       log: Callable[[str], None] = print) -> dict:
     """Train (or go on training) until ``max_steps`` total steps or ``max_minutes`` of this call.
 
-    Args:
-        config (GenPropRunConfig): the run.
-        output (str): local directory with ``model/``, ``progress.json``, ``curve.jsonl``, ``metrics.jsonl``.
-        state_dir (str): local directory for ``state.pt`` (optimiser etc.).
-        max_steps (int | None): stop at this total step count (default ``config.train.max_steps``).
-        max_minutes (float | None): stop after this many minutes of this call (checkpointing first).
-        machine (str, default "cpu"): a label recorded with the wall time ("cpu-2core", "h200", ...).
-        device (str, default "cpu"): torch device.
-        log (Callable[[str], None]): progress lines.
-
-    Returns:
-        dict: the final ``progress.json`` content.
+    Arguments and result as :func:`genprop.training.backbone_pretraining.pretrain` (``config`` is this run's).
 
     Raises:
         ValueError: the backbone changed since the run started, or the export does not fit the config.
     """
-    os.makedirs(output, exist_ok=True)
-    os.makedirs(state_dir, exist_ok=True)
+    run = ResumableRun(output, state_dir, machine, {"skipped": 0, "backbone_fingerprint": None})
     max_steps = max_steps or config.train.max_steps
-    progress_path, state_path = os.path.join(output, "progress.json"), os.path.join(state_dir, "state.pt")
-    progress = read_json(progress_path, {"step": 0, "samples": 0, "skipped": 0, "wall_s": {}, "config": None,
-                                         "backbone_fingerprint": None})
     # 1. the frozen backbone (the one the run started over), the model, the trainer and its resumed state
     fingerprint = storage.directory_fingerprint(config.backbone)
-    if progress["step"] and progress["backbone_fingerprint"] not in (None, fingerprint):
-        raise ValueError(f"{config.backbone}: the backbone changed since this run started (fingerprint "
-                         f"{progress['backbone_fingerprint']}, now {fingerprint}); restore it or start a new output")
+    run.check_unchanged("backbone_fingerprint", fingerprint, f"{config.backbone}: the backbone")
     backbone = load_backbone(config.backbone)
     model = load_run_model(config, output, backbone).to(device)
     trainer = Trainer(model, config.train)
-    resume_trainer(trainer, state_path, progress["step"], output, device)
-    progress.update(config=configs.to_dict(config), backbone_fingerprint=fingerprint)
+    run.resume(trainer, device)
+    run.progress["config"] = configs.to_dict(config)
     data = ProceduralSamples(config, backbone, device)
     cases = make_validation_cases(config.val_spec())
     references = mean_scores([reference_scores(c) for c in cases])
-    log(f"[genprop] start at step {trainer.step} ({progress['samples']} samples) on {machine}; "
+    log(f"[genprop] start at step {trainer.step} ({run.progress['samples']} samples) on {machine}; "
         f"{len(cases)} validation cases")
-    t_call, t_mark = time.monotonic(), time.monotonic()
 
-    def checkpoint_and_validate() -> None:
-        nonlocal t_mark
-        now = time.monotonic()
-        progress["wall_s"][machine] = progress["wall_s"].get(machine, 0.0) + (now - t_mark)
-        t_mark = now
-        weights = trainer.ema_weights()
+    def validate(weights: dict) -> dict:
         t_val = time.monotonic()
         scored = copy.deepcopy(model)
         scored.load_state_dict(weights, strict=False)
         scores = score_run_model(scored, config, cases, device)
-        row = {"step": trainer.step, "samples": progress["samples"], "skipped": progress["skipped"],
-               "wall_s": dict(progress["wall_s"]), "val_s": round(time.monotonic() - t_val, 3),
-               **references, **scores}
-        append_jsonl(os.path.join(output, "curve.jsonl"), row)
+        return {"skipped": run.progress["skipped"], "val_s": round(time.monotonic() - t_val, 3),
+                **references, **scores}
 
-        def export(tmp: str) -> None:
-            model.save_pretrained(tmp, weights=weights, trained_clip=trained_clip(
-                model.backbone, config.frames, config.height, config.width, config.fps))
-            write_json(os.path.join(tmp, "run_config.json"), {"step": trainer.step, "config": progress["config"],
-                                                              "backbone_fingerprint": fingerprint})
+    def export(tmp: str, weights: dict) -> None:
+        model.save_pretrained(tmp, weights=weights, trained_clip=trained_clip(
+            model.backbone, config.frames, config.height, config.width, config.fps))
+        write_json(os.path.join(tmp, "run_config.json"), {"step": trainer.step, "config": run.progress["config"],
+                                                          "backbone_fingerprint": fingerprint})
 
-        publish_dir(os.path.join(output, "model"), export)
-        save_trainer_state(trainer, state_path)
-        progress["step"] = trainer.step
-        write_json(progress_path, progress)
+    def checkpoint() -> None:
+        row = run.checkpoint(trainer, validate, export)
         log(f"[genprop] step {trainer.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(row.items())
                                                              if isinstance(v, float)))
 
-    # 2. the loop: a deterministic sample stream, metrics every step, validation + checkpoint every val_every
-    while trainer.step < max_steps:
-        if max_minutes is not None and time.monotonic() - t_call > 60 * max_minutes:
-            break
+    # 2. one step of a deterministic sample stream, its metrics logged
+    def step(s: int) -> None:
         t0 = time.monotonic()
-        batch, skipped = data.batch(trainer.step)
+        batch, skipped = data.batch(s)
         if batch is None:
-            raise DataError(f"procedural seeds {config.train_seeds(trainer.step)}", "every sample was skipped: "
+            raise DataError(f"procedural seeds {config.train_seeds(s)}", "every sample was skipped: "
                             + "; ".join(skipped[:3]))
         for reason in skipped:
-            log(f"[genprop] step {trainer.step + 1}: skipped {reason}")
+            log(f"[genprop] step {s + 1}: skipped {reason}")
         metrics = trainer.train_step([batch], data_wait_s=time.monotonic() - t0)
-        progress["samples"] += int(metrics["samples"])
-        progress["skipped"] += len(skipped)
-        append_jsonl(os.path.join(output, "metrics.jsonl"),
-                     {**{k: metrics[k] for k in METRICS}, "skipped": len(skipped)})
-        if trainer.step % config.val_every == 0:
-            checkpoint_and_validate()
-    if progress["step"] != trainer.step:
-        checkpoint_and_validate()
-    return progress
+        run.progress["samples"] += int(metrics["samples"])
+        run.progress["skipped"] += len(skipped)
+        run.log_step({**{k: metrics[k] for k in METRICS if k in metrics}, "skipped": len(skipped)})
+
+    return run.train(trainer, step, checkpoint, max_steps=max_steps, val_every=config.val_every,
+                     max_minutes=max_minutes)

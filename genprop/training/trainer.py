@@ -19,6 +19,16 @@ from genprop.training.objectives import GenPropObjective, I2VObjective, unwrap
 from genprop.training.optim import make_optimizer
 
 
+def make_genprop_objective(config: TrainConfig, model: nn.Module):
+    """The paper's objective for ``model`` (a ``GenPropModel``), wrapped by its extension's when it has one."""
+    objective = GenPropObjective(config.loss, config.cond_drop_prob)
+    if model.config.anchoring is not None:
+        from genprop.training.anchored_objective import AnchoredObjective
+
+        objective = AnchoredObjective(objective, model.config.anchoring)
+    return objective
+
+
 class Trainer:
     """Owns the optimiser, schedule, EMA, step counter and RNG of one training process.
 
@@ -33,19 +43,21 @@ class Trainer:
         self.model, self.config = model, config
         core = unwrap(model)
         if config.objective == "genprop":
-            self.objective = GenPropObjective(config.loss, config.cond_drop_prob)
+            self.objective = make_genprop_objective(config, core)
             self.named_trainable = GenPropObjective.trainable(core)
+            groups = core.parameter_groups(self.named_trainable)
             backbone = core.backbone
         else:
             self.objective = I2VObjective(config.cond_drop_prob)
             self.named_trainable = I2VObjective.trainable(core)
+            groups = [{"params": list(self.named_trainable.values()), "lr_scale": 1.0}]
             backbone = core
         backbone.gradient_checkpointing = config.gradient_checkpointing
         for p in self.named_trainable.values():
             p.requires_grad_(True)
         params = list(self.named_trainable.values())
         self.device = params[0].device
-        self.optimizer, self.scheduler = make_optimizer(self.named_trainable, config)
+        self.optimizer, self.scheduler = make_optimizer(groups, config)
         self.ema = EMA(self.named_trainable, config.ema_decay) if config.ema_decay > 0 else None
         self.step = 0
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + rank)

@@ -12,7 +12,6 @@ import io
 import numpy as np
 import torch
 
-from genprop.models.flow_anchor import with_flow_anchor_from_latents
 from genprop.sampling import sample_latents
 
 
@@ -52,7 +51,7 @@ def validate(model, batch: dict, objective: str, num_steps: int = 3, seed: int =
         g = torch.Generator(device=target.device).manual_seed(seed)
         kwargs, cond = {}, batch["cond"]
         if objective == "genprop":
-            cond = with_flow_anchor_from_latents(model, cond, batch["sce_latents"])
+            cond = model.source_condition_from_latents(cond, batch["sce_latents"])
             kwargs = dict(model=model, sce_latents=batch["sce_latents"], task_ids=batch["task_id"],
                           num_frames=num_frames)
         latents = sample_latents(backbone, cond, tuple(target.shape), generator=g, num_steps=num_steps,

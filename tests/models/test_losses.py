@@ -112,36 +112,6 @@ def test_drop_task_ids():
     assert torch.equal(drop_task_ids(ids, 0.0), ids)
 
 
-def test_gate_term_supervises_the_source_anchor_gate_area_balanced():
-    from genprop.losses import gate_term
-
-    m = torch.zeros(2, 3, 1, 4, 4)
-    m[:, :, :, :1, :1] = 1.0  # a 1/16 edit region
-    assert gate_term(1 - m, m) == 0
-    # a gate open everywhere is wrong on the whole (small) edit region: that region's mean error counts fully
-    torch.testing.assert_close(gate_term(torch.ones_like(m), m), torch.tensor(1.0))
-    torch.testing.assert_close(gate_term(torch.zeros_like(m), m), torch.tensor(1.0))
-    # an empty mask: only the keep term
-    torch.testing.assert_close(gate_term(torch.full_like(m, 0.5), torch.zeros_like(m)), torch.tensor(0.25))
-    # a flow-anchor gate (K = 2): its flow channel towards its own target, area-balanced as well
-    assert gate_term(torch.cat([1 - m, m], dim=2), m, m) == 0
-    torch.testing.assert_close(gate_term(torch.cat([1 - m, torch.zeros_like(m)], dim=2), m, m), torch.tensor(1.0))
-
-
-def test_flow_gate_target_is_where_the_flow_anchor_is_the_closest_anchor():
-    from genprop.losses import flow_gate_target
-
-    x0 = torch.zeros(1, 2, 3, 2, 2)
-    a, s, w = torch.full_like(x0, 1.0), torch.full_like(x0, 2.0), torch.full_like(x0, 0.5)
-    w[:, 1] = 3.0  # the flow drifted off on the second frame
-    w[:, 0, :, 0, 0] = s[:, 0, :, 0, 0]  # where the warp left the source as it was: no preference
-    x0[:, 0, :, 1, 1] = 0.4  # a position the edit covers in part still gets the whole target where the warp is right
-    want = torch.zeros(1, 2, 1, 2, 2)
-    want[:, 0] = 1
-    want[:, 0, :, 0, 0] = 0
-    assert torch.equal(flow_gate_target(x0, a, s, w), want)
-
-
 def test_area_balanced_mpd_loss_is_not_outvoted_by_the_background():
     """mpd_area_balanced: an all-zero mask prediction of a 1/16 object costs 1 (the whole object is wrong), where
     the paper's plain MSE charges it 1/16 and the decoder learns to stay below its 0.5 threshold."""

@@ -8,17 +8,18 @@ towards the source, ``a' = a + g * (s - a)``, with ``g`` read per token by two z
 on the SCE's last hidden state, one on the first frame's edit footprint ``|e_1 - s_1|`` (G's edited first frame
 against the source's, per latent channel, the same for every frame: where the user's edit is, exactly, at t = 1).
 At initialisation ``g = 0`` and GenProp equals the frozen backbone exactly; a trained gate keeps the source where
-the content is unchanged and leaves the edited region to G. See docs/design-decisions.md, "Source anchor".
+the content is unchanged and leaves the edited region to G. See docs/design-decisions.md, "Procedural extensions:
+anchoring".
 
-With a flow anchor ``w`` (``genprop.models.flow_anchor``: the edit carried by the source's optical flow) the gate
+With a flow anchor ``w`` (``flow.py``: the edit carried by the source's optical flow) the gate
 has a second channel applied after the first, ``a' = a_s + g_w (w - a_s)`` with ``a_s = a + g_s (s - a)`` (nested,
-so the two never add up past either anchor: the first pilot summed them to 1.26 inside the edit), and the
+so the two never add up past either anchor: summed, they reach 1.26 inside the edit), and the
 footprint also reads ``|w_t - s_t|`` per frame: where the warped edit lies on frame t, which moves with the object
 (the first-frame footprint does not).
 Both channels start at zero; the two-channel gate saturates (``tanh``: linear at zero, so it still starts as the
 backbone), because "the warp, wherever it differs from the source" is a threshold of the footprint's size, which
 varies with the edit's colours and which no linear head gives as one value. See docs/design-decisions.md,
-"Flow anchor".
+"Procedural extensions: anchoring".
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class SourceAnchorGate(nn.Module):
         if self.channels == 2:
             if flow_anchor is None:
                 raise ValueError("a flow-anchor gate needs the flow anchor (cond['flow_anchor'], see "
-                                 "genprop.models.flow_anchor.with_flow_anchor)")
+                                 "genprop.models.anchoring.flow.with_flow_anchor)")
             footprint = torch.cat([footprint, (flow_anchor.to(source.dtype) - source).abs()], dim=2)
         tokens = self.head(hidden) + self.footprint(backbone.grid_to_tokens(footprint.to(hidden.dtype), ctx))
         if self.channels == 2:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from genprop.models.backbones.interface import TrainingSample, VideoBackbone
 from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, SVDVaeLatents, WanVaeLatents
-from genprop.models.backbones.svd import SVDBackbone, SVDBackboneConfig
+from genprop.models.backbones.svd import SVDBackbone
+from genprop.models.backbones.svd_config import SVDBackboneConfig
 from genprop.models.backbones.wan import WanBackbone
 from genprop.models.backbones.wan_config import WanBackboneConfig
 
@@ -30,9 +31,17 @@ def backbone_config_from_dict(kind: str, values: dict) -> BackboneConfig:
 
 
 def build_backbone(config: BackboneConfig) -> SVDBackbone | WanBackbone:
-    """Load or build the backbone a config describes (pretrained directory / hub id, or tiny/random under seed)."""
+    """Load or build the backbone a config describes (pretrained directory / hub id, or tiny/random under seed).
+
+    A Wan config with ``first_frame_anchor`` or ``sigma_data`` (the procedural backbone) builds a
+    ``PreconditionedWanBackbone``.
+    """
     if backbone_kind(config) == "svd":
         return SVDBackbone.build(config)
+    if config.first_frame_anchor or config.sigma_data is not None:
+        from genprop.models.backbones.wan_preconditioned import PreconditionedWanBackbone
+
+        return PreconditionedWanBackbone.build(config)
     return WanBackbone.build(config)
 
 

@@ -75,7 +75,7 @@ def load_extras(backbone: nn.Module, directory: str | None) -> None:
         return
     from safetensors.torch import load_file
 
-    from genprop.models.genprop_model import CheckpointError
+    from genprop.errors import CheckpointError
 
     tensors = load_file(os.path.join(directory, EXTRAS_NAME))
     for name, value in tensors.items():

@@ -5,6 +5,7 @@ denoiser classes. Layouts are fixed:
 
 - video: (B, T, 3, H, W) in [-1, 1]; latents: (B, T_lat, C, h, w) (frames first, for both backbones);
 - a *condition* is a ``dict[str, Tensor]`` from ``encode_condition`` (precomputable by the shard job);
+- :class:`VideoBackbone` lists every member callers use, :class:`LatentMap` a latent map's;
 - the denoiser is split into stages so GenProp can hook in: ``prepare`` (time/text/image embeddings,
   channel-concatenated model input), ``embed`` (the input layer), ``run_encoder_block`` (the blocks
   the SCE copies), ``trunk`` (all of G's blocks with injections, returning the prediction and the
@@ -14,7 +15,7 @@ denoiser classes. Layouts are fixed:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
@@ -35,27 +36,64 @@ class TrainingSample:
     target: torch.Tensor
 
 
+@dataclass(frozen=True)
+class PositionalCapacity:
+    """The largest window and working frame a backbone's positional tables hold (None: no table, no limit).
+
+    Args:
+        max_frames (int | None): video frames of one window (after Wan's VAE padding to 1 mod 4).
+        max_height (int | None), max_width (int | None): working-frame sides in pixels.
+    """
+
+    max_frames: int | None = None
+    max_height: int | None = None
+    max_width: int | None = None
+
+
+class LatentMap(Protocol):
+    """Video pixels <-> the latent grid (``latent_maps.py``: pixel-unshuffle, SVD's VAE, Wan's VAE)."""
+
+    temporal_factor: int  # video frames per latent frame (the first latent frame holds one)
+    spatial_factor: int  # H / h
+    latent_channels: int
+
+    def encode(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor: ...
+    def decode(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor: ...
+    def padded_frame_count(self, num_frames: int) -> int: ...
+    def enable_tiling(self) -> bool: ...
+
+
+@runtime_checkable
 class VideoBackbone(Protocol):
-    """What GenProp needs from an image-to-video backbone (documentation; adapters are plain nn.Modules)."""
+    """Everything the rest of genprop uses of an image-to-video backbone (``SVDBackbone``, ``WanBackbone``).
+
+    Adapters are plain ``nn.Module``s that implement every member (a test checks both against this class);
+    nothing outside ``genprop/models/backbones`` reaches past it into diffusers' modules.
+    """
 
     kind: str  # "svd" | "wan"
+    feature_layout: str  # "grid" (SVD: per-frame feature maps) | "tokens" (Wan: one token sequence)
     config: Any
-    latent_map: nn.Module  # .encode/.decode/.temporal_factor/.spatial_factor/.latent_channels
+    latent_map: LatentMap
+    gradient_checkpointing: bool  # recompute block activations in backward (set by the trainer)
 
     # data <-> latents, conditioning (precomputable), objective and schedule
     def encode_video(self, video: torch.Tensor) -> torch.Tensor: ...
     def decode_latents(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor: ...
     def encode_condition(self, first_frame: torch.Tensor, prompt: str | list[str] | None = None,
-                         generator: torch.Generator | None = None) -> dict[str, torch.Tensor]: ...
+                         generator: torch.Generator | None = None,
+                         num_frames: int | None = None) -> dict[str, torch.Tensor]: ...
     def null_condition(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
     def training_sample(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> TrainingSample: ...
     def make_scheduler(self): ...
     def guidance_scale(self, num_latent_frames: int, scale: float | None = None) -> torch.Tensor: ...
+    def latent_frames(self, num_frames: int) -> int: ...
 
     # the denoiser, in stages
     def forward(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict) -> torch.Tensor: ...
     def prepare(self, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict) -> Any: ...
-    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict) -> torch.Tensor: ...
+    def sce_input(self, model_input: torch.Tensor, sce_latents: torch.Tensor, cond: dict,
+                  timestep=None) -> torch.Tensor: ...
     def embed(self, x_in: torch.Tensor, ctx: Any, input_layer: nn.Module | None = None) -> torch.Tensor: ...
     def encoder_blocks(self) -> list[nn.Module]: ...
     def encoder_output_channels(self, index: int) -> list[int]: ...
@@ -68,6 +106,25 @@ class VideoBackbone(Protocol):
     def make_mask_head(self) -> nn.Module: ...
     def mask_grid(self, head_out: torch.Tensor, ctx: Any) -> torch.Tensor: ...
     def feature_grid(self, feature: torch.Tensor, ctx: Any) -> torch.Tensor: ...
+
+    @property
+    def input_layer(self) -> nn.Module: ...  # what the SCE copies as its own input layer
+    @property
+    def time_cond_dim(self) -> int: ...  # width of the time conditioning a task embedding is added to
+
+    # components and geometry (training, propagation, memory planning)
+    @property
+    def denoiser(self) -> nn.Module: ...  # the diffusers denoiser (what the ``i2v`` objective trains)
+    def denoiser_blocks(self) -> list[nn.Module]: ...
+    def condition_encoders(self) -> list[nn.Module]: ...
+    @property
+    def spatial_alignment(self) -> int: ...
+    @property
+    def default_working_area(self) -> int: ...
+    @property
+    def default_window(self) -> int: ...
+    def positional_capacity(self) -> PositionalCapacity: ...
+    def save_pretrained(self, directory: str, weights: dict | None = None) -> None: ...
 
 
 def seeded(seed: int):

@@ -4,7 +4,8 @@ Every map uses one layout on both sides:
     video   (B, T, 3, H, W) in [-1, 1]
     latents (B, T_lat, C, h, w)
 ``temporal_factor`` says how many video frames one latent frame holds (Wan's VAE: 4, with the first
-latent frame holding one frame, so T_lat = 1 + (T - 1) / 4); ``spatial_factor`` is H / h.
+latent frame holding one frame, so T_lat = 1 + (T - 1) / 4); ``spatial_factor`` is H / h. Every map has the
+members of ``interface.LatentMap``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ def valid_frame_counts(num_frames: int, temporal_factor: int) -> tuple[int, int]
     return max(below, 1), above
 
 
+def _enable_vae_tiling(vae: nn.Module) -> bool:
+    tile = getattr(vae, "enable_tiling", None)  # diffusers' VAEs; a VAE class without tiling has none
+    if tile is None:
+        return False
+    tile()
+    return True
+
+
 def latent_frame_count(num_frames: int, temporal_factor: int) -> int:
     """Latent frames for ``num_frames`` video frames (num_frames must be valid)."""
     return (num_frames - 1) // temporal_factor + 1
@@ -51,6 +60,14 @@ class PixelUnshuffleLatents(nn.Module):
         self.factor = int(factor)
         self.latent_channels = 3 * self.factor**2
         self.spatial_factor = self.factor
+
+    def padded_frame_count(self, num_frames: int) -> int:
+        """Every frame count encodes as it is."""
+        return num_frames
+
+    def enable_tiling(self) -> bool:
+        """No VAE to tile (the map is per pixel block): False."""
+        return False
 
     def encode(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Video (B, T, 3, H, W) -> latents (B, T, 3 f^2, H/f, W/f)."""
@@ -86,6 +103,14 @@ class SVDVaeLatents(nn.Module):
         self.scaling_factor = float(vae.config.scaling_factor)
         self.latent_channels = int(vae.config.latent_channels)
         self.spatial_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    def padded_frame_count(self, num_frames: int) -> int:
+        """Every frame count encodes as it is (the image VAE works frame by frame)."""
+        return num_frames
+
+    def enable_tiling(self) -> bool:
+        """Tile the VAE's encode/decode where it can; returns whether it did."""
+        return _enable_vae_tiling(self.vae)
 
     def encode(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Video (B, T, 3, H, W) -> scaled latents (B, T, C, H/8, W/8)."""
@@ -143,6 +168,10 @@ class WanVaeLatents(nn.Module):
                 f"repeating the last frame and crops back on decode)."
             )
         return above
+
+    def enable_tiling(self) -> bool:
+        """Tile the VAE's encode/decode where it can; returns whether it did."""
+        return _enable_vae_tiling(self.vae)
 
     def encode(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Video (B, T, 3, H, W) -> normalised latents (B, 1 + (T' - 1) / 4, 16, H/8, W/8), T' the padded count."""

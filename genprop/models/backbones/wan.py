@@ -12,8 +12,6 @@ timestep 1000 s with s shifted by ``flow_shift`` (3.0 for 480P); sampling with
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
 
 import torch
@@ -21,10 +19,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genprop.models.backbones.export import load_extras, save_backbone
-from genprop.models.backbones.interface import TrainingSample, call_block, freeze, seeded
-from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, WanVaeLatents, latent_frame_count
+from genprop.models.backbones.interface import PositionalCapacity, TrainingSample, call_block, freeze
+from genprop.models.backbones.latent_maps import latent_frame_count
 from genprop.models.backbones.svd import CLIP_MEAN, CLIP_STD
 from genprop.models.backbones.wan_config import WanBackboneConfig
+from genprop.models.backbones.wan_loading import build_transformer, load_wan_parts
+
+
+# Wan2.1-I2V-480P's training size; the default working area of a real-size Wan.
+WAN_480P_AREA = 480 * 832
 
 
 @dataclass
@@ -38,8 +41,6 @@ class WanContext:
     context: torch.Tensor  # (B, L_img + L_txt, D)
     batch: int
     grid: tuple[int, int, int]  # tokens per axis (F', H', W')
-    skip: torch.Tensor | None = None  # (B, T_lat, C, h, w) added to the output (anchor / preconditioning)
-    c_out: torch.Tensor | None = None  # (B, 1, 1, 1, 1) scales the network's output (preconditioning)
 
 
 class WanBackbone(nn.Module):
@@ -78,6 +79,42 @@ class WanBackbone(nn.Module):
         """The diffusers denoiser (what the ``i2v`` objective trains)."""
         return self.transformer
 
+    def condition_encoders(self) -> list[nn.Module]:
+        """The frozen encoders of G's conditioning this adapter has (UMT5, CLIP)."""
+        return [m for m in (self.text_encoder, self.image_encoder) if m is not None]
+
+    def denoiser_blocks(self) -> list[nn.Module]:
+        """The denoiser's blocks (the units FSDP shards when the ``i2v`` objective trains them)."""
+        return list(self.transformer.blocks)
+
+    @property
+    def spatial_alignment(self) -> int:
+        """Pixels each frame side must be a multiple of: the latent factor times the patch size."""
+        return int(self.latent_map.spatial_factor) * int(tuple(self.transformer.config.patch_size)[1])
+
+    @property
+    def default_working_area(self) -> int:
+        """The frame area (pixels) the backbone was built for: 480x832, or for a small transformer an eighth of its
+        RoPE table per axis (tiny: 32x32)."""
+        cfg = self.transformer.config
+        side = int(cfg.rope_max_seq_len) * int(tuple(cfg.patch_size)[1]) * int(self.latent_map.spatial_factor) // 8
+        return min(WAN_480P_AREA, side * side)
+
+    @property
+    def default_window(self) -> int:
+        """The pipeline's clip length: 81 frames."""
+        return 81
+
+    def positional_capacity(self) -> PositionalCapacity:
+        """The largest window and frame its RoPE table holds."""
+        cfg = self.transformer.config
+        positions = int(cfg.rope_max_seq_len)
+        p_t, p_h, p_w = (int(p) for p in tuple(cfg.patch_size))
+        tf, sf = int(self.latent_map.temporal_factor), int(self.latent_map.spatial_factor)
+        latent_frames = positions * p_t
+        frames = latent_frames if tf == 1 else (latent_frames - 1) * tf + 1
+        return PositionalCapacity(max_frames=frames, max_height=positions * p_h * sf, max_width=positions * p_w * sf)
+
     def save_pretrained(self, directory: str, weights: dict | None = None) -> None:
         """Write a folder ``build`` loads back via ``config.pretrained`` (see ``backbones/export.py``)."""
         save_backbone(self, directory, weights)
@@ -86,41 +123,12 @@ class WanBackbone(nn.Module):
     @staticmethod
     def build_transformer(config: WanBackboneConfig) -> nn.Module:
         """The transformer from ``config.transformer`` (random init; works on the meta device)."""
-        from diffusers import WanTransformer3DModel
-
-        return WanTransformer3DModel(**config.transformer)
+        return build_transformer(config)
 
     @classmethod
     def build(cls, config: WanBackboneConfig) -> "WanBackbone":
         """Load from ``config.pretrained`` (a local directory or hub id) or build from config under ``config.seed``."""
-        from diffusers import AutoencoderKLWan, WanTransformer3DModel
-        from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
-
-        tok = None
-        with seeded(config.seed):
-            if config.pretrained:
-                p = config.pretrained
-                transformer = WanTransformer3DModel.from_pretrained(p, subfolder="transformer")
-                vae = AutoencoderKLWan.from_pretrained(p, subfolder="vae") if config.latent_map == "vae" else None
-                text = UMT5EncoderModel.from_pretrained(p, subfolder="text_encoder") if config.text_encoder else None
-                # an exported tiny backbone has no tokenizer files (it uses the byte tokenizer)
-                if text is not None and not (os.path.isdir(p) and not os.path.isdir(os.path.join(p, "tokenizer"))):
-                    from transformers import AutoTokenizer
-
-                    tok = AutoTokenizer.from_pretrained(p, subfolder="tokenizer")
-                image = CLIPVisionModel.from_pretrained(p, subfolder="image_encoder") if config.image_encoder else None
-            else:
-                transformer = cls.build_transformer(config)
-                vae = AutoencoderKLWan(**config.vae) if config.latent_map == "vae" else None
-                text = UMT5EncoderModel(UMT5Config(**config.text_encoder)) if config.text_encoder else None
-                image = CLIPVisionModel(CLIPVisionConfig(**config.image_encoder)) if config.image_encoder else None
-        if config.latent_map == "vae":
-            latent_map = WanVaeLatents(vae, pad=config.pad_frames)
-        elif config.latent_map == "pixel_unshuffle":
-            latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
-        else:
-            raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
-        backbone = cls(config, transformer, latent_map, text, tok, image)
+        backbone = cls(config, *load_wan_parts(config))
         load_extras(backbone, config.pretrained)  # learned null text embedding of an exported world backbone
         return backbone
 
@@ -176,8 +184,7 @@ class WanBackbone(nn.Module):
             raise ValueError("Wan's condition spans the whole clip: pass num_frames")
         b, device = first_frame.shape[0], first_frame.device
         tf = self.latent_map.temporal_factor
-        t_pad = self.latent_map.padded_frame_count(num_frames) if hasattr(self.latent_map, "padded_frame_count") \
-            else num_frames
+        t_pad = self.latent_map.padded_frame_count(num_frames)
         # 1. text (and the empty negative prompt used by CFG, as the pipeline's default)
         cond = {"prompt_embeds": self.encode_prompt(prompt or "", b, device),
                 "negative_prompt_embeds": self.encode_prompt("", b, device)}
@@ -235,44 +242,10 @@ class WanBackbone(nn.Module):
         prediction, _ = self.trunk(ctx, self.embed(ctx.x_in, ctx))
         return prediction
 
-    def anchor(self, cond: dict, like: torch.Tensor) -> torch.Tensor:
-        """(B, T_lat, C, h, w): the anchor the denoiser models its residual from: the condition's first latent frame
-        repeated over time with ``first_frame_anchor``, else zeros (the plain parameterisation).
-
-        Args:
-            cond (dict): the conditioning from ``encode_condition``.
-            like (Tensor): (B, T_lat, C, h, w) latents giving the shape and dtype.
-        """
-        if not self.config.first_frame_anchor:
-            return torch.zeros_like(like)
-        return self.first_frame_latents(cond, like).expand(-1, like.shape[1], -1, -1, -1)
-
-    def _precondition(self, model_input: torch.Tensor, timestep, cond: dict, anchor: torch.Tensor | None = None):
-        """(network input, skip, c_out) for ``first_frame_anchor`` / ``sigma_data`` (see the config) or an explicit
-        ``anchor`` (B, T_lat, C, h, w) (GenProp's source anchor); the plain parameterisation without an explicit
-        anchor gives ``(model_input, None, None)``. sigma = timestep / 1000."""
-        s_data = self.config.sigma_data
-        if anchor is None and not self.config.first_frame_anchor and s_data is None:
-            return model_input, None, None
-        if timestep is None:
-            raise ValueError("an anchored or preconditioned backbone needs the timestep")
-        t = torch.as_tensor(timestep, device=model_input.device, dtype=torch.float32).reshape(-1)
-        sigma = (t / 1000).expand(model_input.shape[0]).view(-1, 1, 1, 1, 1)
-        anchor = self.anchor(cond, model_input) if anchor is None else anchor
-        r_t = model_input - (1 - sigma).to(model_input.dtype) * anchor  # noisy latents of x0 - a
-        if s_data is None:
-            return r_t, -anchor, None
-        var = (1 - sigma) ** 2 * s_data ** 2 + sigma ** 2  # Var(r_t)
-        cov = sigma - (1 - sigma) * s_data ** 2  # Cov(eps - r, r_t)
-        c_in, c_skip = var.rsqrt(), cov / var
-        c_out = (1 + s_data ** 2 - cov ** 2 / var).clamp_min(1e-8).sqrt()
-        dt = model_input.dtype
-        return c_in.to(dt) * r_t, c_skip.to(dt) * r_t - anchor, c_out.to(dt)
-
     def prepare(self, model_input: torch.Tensor, timestep, cond: dict) -> WanContext:
         """Rotary embedding, time/text/image embeddings and the channel-concatenated input (as the transformer)."""
         tr = self.transformer
-        x, skip, c_out = self._network_input(model_input, timestep, cond)
+        x = self.network_input(model_input, cond)
         b, _, f, h, w = x.shape
         p_t, p_h, p_w = tr.config.patch_size
         if not torch.is_tensor(timestep) or timestep.ndim == 0:
@@ -283,27 +256,11 @@ class WanBackbone(nn.Module):
         if image is not None:
             context = torch.concat([image, context], dim=1)
         return WanContext(x_in=x, rotary=tr.rope(x), temb=temb, timestep_proj=timestep_proj, context=context,
-                          batch=b, grid=(f // p_t, h // p_h, w // p_w), skip=skip, c_out=c_out)
+                          batch=b, grid=(f // p_t, h // p_h, w // p_w))
 
-    def _network_input(self, model_input: torch.Tensor, timestep, cond: dict, anchor: torch.Tensor | None = None):
-        """(x_in (B, C_in, F, H, W), skip, c_out): the preconditioned latents beside the condition channels."""
-        model_input, skip, c_out = self._precondition(model_input, timestep, cond, anchor)
-        x = torch.cat([model_input, cond["condition"].to(model_input.dtype)], dim=2).transpose(1, 2)
-        return x, skip, c_out
-
-    def reanchor(self, ctx: WanContext, model_input: torch.Tensor, timestep, cond: dict,
-                 anchor: torch.Tensor) -> WanContext:
-        """``ctx`` with G's input and output skip recomputed around another anchor (GenProp's source anchor).
-
-        Args:
-            ctx (WanContext): from :meth:`prepare` on the same arguments.
-            model_input (Tensor): (B, T_lat, C, h, w) the noisy latents.
-            timestep: as for :meth:`prepare` (required).
-            cond (dict): the conditioning.
-            anchor (Tensor): (B, T_lat, C, h, w) the new anchor.
-        """
-        x, skip, c_out = self._network_input(model_input, timestep, cond, anchor)
-        return dataclasses.replace(ctx, x_in=x, skip=skip, c_out=c_out)
+    def network_input(self, model_input: torch.Tensor, cond: dict) -> torch.Tensor:
+        """(B, C_in, F, H, W): the noisy latents beside the condition channels (first-frame mask, its latents)."""
+        return torch.cat([model_input, cond["condition"].to(model_input.dtype)], dim=2).transpose(1, 2)
 
     def tokens_to_grid(self, tokens: torch.Tensor, ctx: WanContext) -> torch.Tensor:
         """Unpatchify per-token values as the output projection's: (B, L, p_t p_h p_w C) -> (B, F, C, H, W)."""
@@ -336,11 +293,9 @@ class WanBackbone(nn.Module):
         """The SCE's input (B, C_in, F, H, W): noisy latents, an all-ones "frame given" mask, the source latents.
 
         The source video takes the condition-latent channels and the mask says every frame is given,
-        which is exactly what Wan's I2V input format means by a known frame. With ``first_frame_anchor`` or
-        ``sigma_data`` the noisy latents are anchored and scaled as G's (``timestep`` is then required).
+        which is exactly what Wan's I2V input format means by a known frame (``timestep`` is unused here).
         """
         b, t, _, h, w = model_input.shape
-        model_input = self._precondition(model_input, timestep, cond)[0]
         ones = model_input.new_ones(b, t, self.latent_map.temporal_factor, h, w)
         return torch.cat([model_input, ones, sce_latents.to(model_input.dtype)], dim=2).transpose(1, 2)
 
@@ -388,12 +343,7 @@ class WanBackbone(nn.Module):
         # 2. output norm, projection, unpatchify (as WanTransformer3DModel.forward)
         shift, scale = (tr.scale_shift_table.to(ctx.temb.device) + ctx.temb.unsqueeze(1)).chunk(2, dim=1)
         h = (tr.norm_out(h.float()) * (1 + scale.to(h.device)) + shift.to(h.device)).type_as(h)
-        out = self.tokens_to_grid(tr.proj_out(h), ctx)  # (B, F, C, H, W)
-        if ctx.c_out is not None:  # v = c_skip r_t - a + c_out N (WanBackboneConfig.sigma_data)
-            out = ctx.c_out.to(out.dtype) * out
-        if ctx.skip is not None:  # anchor: v = v_r - a (WanBackboneConfig.first_frame_anchor)
-            out = out + ctx.skip.to(out.dtype)
-        return out, penultimate
+        return self.tokens_to_grid(tr.proj_out(h), ctx), penultimate  # (B, F, C, H, W)
 
     def final_block(self) -> nn.Module:
         """The last transformer block (the MPD copies it)."""
@@ -430,6 +380,5 @@ class WanBackbone(nn.Module):
 
     def latent_frames(self, num_frames: int) -> int:
         """Latent frames for a clip of ``num_frames`` video frames (after padding, if enabled)."""
-        t = self.latent_map.padded_frame_count(num_frames) if hasattr(self.latent_map, "padded_frame_count") \
-            else num_frames
+        t = self.latent_map.padded_frame_count(num_frames)
         return latent_frame_count(t, self.latent_map.temporal_factor)

@@ -1,0 +1,26 @@
+"""The anchoring extension's settings (``GenPropConfig.anchoring``): the procedural world's source/flow anchor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AnchoringConfig:
+    """Source (and flow) anchoring of G's denoiser, its gate, the gate's loss and learning rate.
+
+    The gate needs a Wan backbone preconditioned around an anchor (``WanBackboneConfig.first_frame_anchor`` /
+    ``sigma_data``: the procedural backbone); see docs/design-decisions.md, "Procedural extensions: anchoring".
+
+    Args:
+        flow (bool, default False): the gate's second channel, towards the first-frame edit carried by the
+            source's optical flow (``genprop.models.anchoring.flow``).
+        gate_weight (float, default 1.0): weight of L_gate, the gate's area-balanced supervision towards
+            ``1 - mask`` (and, with ``flow``, towards where the flow anchor is the closest anchor).
+        gate_lr_scale (float, default 1.0): learning-rate multiplier of the gate's heads: a few zero-initialised
+            linear maps whose outputs must travel O(1), which at the SCE's learning rate take thousands of steps.
+    """
+
+    flow: bool = False
+    gate_weight: float = 1.0
+    gate_lr_scale: float = 1.0
