@@ -20,7 +20,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv 2>&1 | tee "$OUT/gpu.txt"
 # 1. tests that need CUDA
 timeout 180 python3 -m pytest -q -p no:cacheprovider -m gpu -o addopts="" tests/test_gpu.py tests/test_propagation.py \
   2>&1 | tee "$OUT/gpu-tests.log"
-# 2. the procedural backbone: the long training this project most needs (issue 6)
+# 2. the procedural backbone: its long training (docs/results.md, "The procedural backbone")
 timeout $(( ${PRETRAIN_MINUTES:-5} * 60 + 120 )) python3 -m jobs.pretrain_backbone --config procedural-backbone.yaml \
   --output models/procedural-backbone --state-dir /tmp/pretrain-state --device cuda --machine h200 \
   --max-minutes "${PRETRAIN_MINUTES:-5}" 2>&1 | tee "$OUT/pretrain.log"
