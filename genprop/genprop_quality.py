@@ -10,7 +10,7 @@ scene) are propagated from their edited first frame, and scored on frames 2..T (
   no model: ``identity`` (the original video, what a propagation that does nothing scores), ``flow_warp`` and
   ``track_inpaint`` (the classical baselines, ``genprop.baselines``);
 - ``track``: IoU against the object's mask (``track_iou_<method>``) and against the object plus its shadow
-  and reflection (``track_iou_fx_<method>``, the issue's floor), for ``colour`` (the painted change segmented
+  and reflection (``track_iou_fx_<method>``, the tracking floor), for ``colour`` (the painted change segmented
   from the generated frames, ``propagation.tracking.track_mask``: the object and its tinted reflection), ``flow``
   (the classical baseline: the edit region carried by optical flow), ``flow_warp_colour`` (the painted change
   segmented from the flow-warp baseline's frames: what a flow-anchored GenProp that only copied its anchor would

@@ -285,7 +285,7 @@ BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model"
 def test_shipped_weights_reproduce_their_last_validation_and_hold_the_floors():
     """models/procedural-genprop loads from a clone (its backbone by a relative path) and scores its curve's last
     row again on the same held-out cases; there GenProp's removal PSNR is above the original video's and its
-    tracking IoU against object + effects above the flow tracker's (the issue's two floors)."""
+    tracking IoU against object + effects above the flow tracker's (the two quality floors)."""
     from genprop.training.procedural_genprop import score_run_model
 
     with open(os.path.join(SHIPPED, "model", "run_config.json")) as f:

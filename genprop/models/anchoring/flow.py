@@ -3,7 +3,7 @@
 The source-anchor gate (``gate.py``) lets G keep the source wherever the content is unchanged; inside the edited
 region G's own anchor is the edited first frame repeated over time, which stays where the edit was on frame 1
 while the object moves (a source-anchored run's painted region stays put: IoU 0.6 on frame 2, 0.1 on frame 9,
-docs/results.md). With ``AnchoringConfig.flow`` the gate gets a second channel that moves
+docs/runs/log.md). With ``AnchoringConfig.flow`` the gate gets a second channel that moves
 the anchor towards the flow-warped edit (``genprop.baselines.propagate_flow_warp``: the edit layer carried by
 Farnebäck flow of the source, the source everywhere else), so the edit's region moves with the source's
 motion from the start and G learns the correction (occlusions, effects, flow errors), not the motion itself.

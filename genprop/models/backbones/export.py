@@ -8,7 +8,7 @@ pretrained directory), plus what diffusers does not know about:
     genprop_backbone_extras.safetensors   learned null embeddings of encoder-less world backbones
     genprop_backbone.json                 {"backbone": kind, "backbone_config": {...}} (``pretrained`` = null)
 
-This is how the ``i2v`` objective exports a backbone trained from scratch (issue 6 loads it as G).
+This is how the ``i2v`` objective exports a backbone trained from scratch (which GenProp then loads as G).
 """
 
 from __future__ import annotations
