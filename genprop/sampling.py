@@ -61,8 +61,7 @@ def sample_latents(backbone, cond: dict[str, torch.Tensor], shape: tuple[int, ..
     for i, t in enumerate(scheduler.timesteps):
         # 1. batch the unconditional and conditional passes
         x = torch.cat([latents] * 2) if do_cfg else latents
-        if hasattr(scheduler, "scale_model_input"):
-            x = scheduler.scale_model_input(x, t)
+        x = backbone.scale_model_input(scheduler, x, t)
         ts = t.expand(x.shape[0])
         # 2. denoiser (plain G, or GenProp)
         if model is None:

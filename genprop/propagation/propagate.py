@@ -97,7 +97,7 @@ class Propagator:
         self.device = memory.resolve_device(self.config.device)
         self.model = model.eval()
         bb = model.backbone
-        self.clip = getattr(model, "trained_clip", None)
+        self.clip = model.trained_clip
         self.capacity = bb.positional_capacity()
         largest = _largest_window(bb, self.capacity)
         trained = f" (it was trained on clips of {self.clip.frames} frames)" if self.clip else ""

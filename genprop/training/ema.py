@@ -47,9 +47,3 @@ class EMA:
     def weights(self) -> dict[str, torch.Tensor]:
         """The averaged weights, each in its parameter's dtype."""
         return {k: self.shadow[k].to(self.params[k].dtype) for k in self.shadow}
-
-    @torch.no_grad()
-    def copy_to_model(self) -> None:
-        """Overwrite the live parameters with the averaged ones (for export / evaluation)."""
-        for k, p in self.params.items():
-            p.copy_(self.shadow[k].to(p.dtype))

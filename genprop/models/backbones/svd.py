@@ -219,6 +219,10 @@ class SVDBackbone(nn.Module):
             sigma_min=0.002, sigma_max=700.0, timestep_spacing="leading", timestep_type="continuous",
             steps_offset=1, final_sigmas_type="zero")
 
+    def scale_model_input(self, scheduler, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The sampler's model input at timestep ``t``: EDM's ``c_in`` scaling, as the pipeline."""
+        return scheduler.scale_model_input(x, t)
+
     def guidance_scale(self, num_latent_frames: int, scale: float | None = None) -> torch.Tensor:
         """The pipeline's per-frame guidance ramp, (1, T, 1, 1, 1); ``scale`` overrides it with a constant."""
         if scale is not None:

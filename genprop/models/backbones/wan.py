@@ -231,6 +231,10 @@ class WanBackbone(nn.Module):
 
         return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=self.config.flow_shift)
 
+    def scale_model_input(self, scheduler, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The sampler's model input at timestep ``t``: flow matching denoises ``x_t`` as it is."""
+        return x
+
     def guidance_scale(self, num_latent_frames: int, scale: float | None = None) -> torch.Tensor:
         """A constant CFG scale (default ``config.guidance`` = 5.0), shaped (1, 1, 1, 1, 1)."""
         return torch.full((1, 1, 1, 1, 1), float(self.config.guidance if scale is None else scale))
