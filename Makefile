@@ -39,7 +39,7 @@ gpu:
 gpu-wheels: $(STAMP)
 	rm -rf .whl && $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
 	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-	  --platform manylinux2014_x86_64 -d .whl diffusers av importlib-metadata
+	  --platform manylinux2014_x86_64 -d .whl "diffusers>=0.42,<0.43" av importlib-metadata ftfy wcwidth
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT)-train .pytest_cache

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import torch
 
+from genprop.models.backbones.conditioning import CLIP_MEAN, CLIP_STD
+
 log = logging.getLogger(__name__)
 
 PSNR_CAP = 100.0
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 # ------------------------------------------------------------------------------------ pixels

@@ -48,8 +48,7 @@ def sample_latents(backbone, cond: dict[str, torch.Tensor], shape: tuple[int, ..
     device = cond[next(iter(cond))].device
     scheduler = backbone.make_scheduler()
     scheduler.set_timesteps(num_steps or backbone.config.num_steps, device=device)
-    latents = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
-    latents = latents * float(getattr(scheduler, "init_noise_sigma", 1.0))
+    latents = backbone.initial_noise(scheduler, shape, generator, device)
     scale = backbone.guidance_scale(shape[1], guidance_scale).to(device)
     do_cfg = bool(scale.max() > 1)
     cond_in = _cat(backbone.null_condition(cond), cond) if do_cfg else cond

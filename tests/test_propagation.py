@@ -80,7 +80,7 @@ def test_odd_size_and_long_video_keep_frames_fps_size(tmp_path, kind, kwargs):
     edited[5:15, 5:15] = (0, 255, 0)
     masks.write_image(str(tmp_path / "edit.png"), edited)
     p = Propagator(model, PropagationConfig(working_area=1024, window=5, overlap=2, num_steps=2,
-                                            decode_chunk_frames=2))
+                                            decode_chunk_size=2))
     outs = {n: str(tmp_path / f"{n}.mp4") for n in ("out", "mask", "track", "raw", "mpd")}
     stats = p.run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"), outs["out"], prompt="x", task=3,
                         mask_out=outs["mask"], track_out=outs["track"], raw_out=outs["raw"], mpd_out=outs["mpd"])

@@ -11,11 +11,14 @@ from genprop.models.backbones import (BackboneConfig, SVDBackboneConfig, WanBack
                                       backbone_kind)
 
 
-def default_sce_blocks(config: BackboneConfig) -> int:
-    """A quarter of the backbone's blocks: Wan num_layers // 4; SVD 2 (of its 9 down/mid/up blocks)."""
-    if isinstance(config, WanBackboneConfig):
-        return max(1, config.transformer.get("num_layers", 40) // 4)
-    return 2
+def default_sce_blocks(kind: str, num_blocks: int) -> int:
+    """The SCE's depth when a config leaves it unset: a quarter of a Wan transformer's blocks; SVD 2 (of its U-Net's
+    down and mid blocks).
+
+    Args:
+        kind (str): "wan" or "svd". num_blocks (int): the loaded backbone's encoder blocks (``encoder_blocks()``).
+    """
+    return max(1, num_blocks // 4) if kind == "wan" else min(2, num_blocks)
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class GenPropConfig:
 
     Args:
         backbone (SVDBackboneConfig | WanBackboneConfig | None): the frozen I2V backbone; None until a run sets it.
-        sce_blocks (int | None, default None): N blocks copied into the SCE; None = ``default_sce_blocks``.
+        sce_blocks (int | None, default None): N blocks copied into the SCE; None = ``default_sce_blocks`` of the
+            loaded backbone (a pipeline folder's own block count, whatever its config dict says).
         task_dim (int, default 256): task embedding width.
         num_tasks (int, default 4): task ids (``genprop.tasks.Task``).
         fp32_sce_under_autocast (bool, default True): run the SCE (both passes) in fp32 when autocast is on,
@@ -87,9 +91,11 @@ class GenPropConfig:
                              "backbone through with_backbone)")
         return self.backbone
 
-    @property
-    def num_sce_blocks(self) -> int:
-        return self.sce_blocks if self.sce_blocks is not None else default_sce_blocks(self.required_backbone)
+    def num_sce_blocks(self, backbone) -> int:
+        """N for a model over ``backbone`` (the built adapter)."""
+        if self.sce_blocks is not None:
+            return self.sce_blocks
+        return default_sce_blocks(backbone.kind, len(backbone.encoder_blocks()))
 
     def to_dict(self) -> dict:
         """The checkpoint JSON: ``backbone`` is the kind, ``backbone_config`` its fields."""

@@ -148,7 +148,7 @@ class GenPropModel(nn.Module):
         self.trained_clip: TrainedClip | None = None
         with seeded(config.seed):
             self.task_embedding = TaskEmbedding(config.task_dim, config.num_tasks)
-            self.sce = SelectiveContentEncoder.from_backbone(backbone, config.num_sce_blocks, config.task_dim)
+            self.sce = SelectiveContentEncoder.from_backbone(backbone, config.num_sce_blocks(backbone), config.task_dim)
             self.mpd = MaskPredictionDecoder.from_backbone(backbone, config.task_dim)
 
     def train(self, mode: bool = True) -> "GenPropModel":
@@ -348,7 +348,7 @@ class GenPropModel(nn.Module):
         unexpected = sorted(set(tensors) - set(expected))
         if missing or unexpected:
             raise CheckpointError(f"{w_path}: does not match a {config.backbone_kind} GenProp with "
-                                  f"{config.num_sce_blocks} SCE blocks; missing tensors {missing[:5]}"
+                                  f"{config.num_sce_blocks(model.backbone)} SCE blocks; missing tensors {missing[:5]}"
                                   f"{' ...' if len(missing) > 5 else ''}, unexpected tensors {unexpected[:5]}"
                                   f"{' ...' if len(unexpected) > 5 else ''}")
         bad = [f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"

@@ -41,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--working-area", type=int, default=0,
                    help="working pixels, aspect kept (0: the area the model was trained at)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--decode-chunk-frames", type=int, default=8)
+    p.add_argument("--scheduler", choices=("auto", "flow_match_euler", "unipc"), default=None,
+                   help="Wan's sampler scheduler (default: the model's; auto = its pipeline folder's own)")
+    p.add_argument("--decode-chunk-size", type=int, default=None,
+                   help="frames per SVD VAE decoder call (the pipeline's decode_chunk_size; default the model's, 14)")
     p.add_argument("--vae-tiling", action="store_true")
     p.add_argument("--cpu-offload", action="store_true")
     p.add_argument("--device", default="auto")
@@ -67,7 +70,7 @@ def propagate_command(args: argparse.Namespace) -> int:
     try:
         config = PropagationConfig(working_area=args.working_area, window=args.window, overlap=args.overlap,
                                    num_steps=args.steps, guidance=args.guidance, seed=args.seed, dtype=args.dtype,
-                                   decode_chunk_frames=args.decode_chunk_frames, vae_tiling=args.vae_tiling,
+                                   decode_chunk_size=args.decode_chunk_size, scheduler=args.scheduler, vae_tiling=args.vae_tiling,
                                    cpu_offload=args.cpu_offload, device=args.device, output_mode=args.output_mode,
                                    crf=args.crf, composite=args.composite)
         propagator = Propagator(load_model(args.model), config)

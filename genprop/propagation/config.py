@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from genprop.propagation.tracking import EDIT_DIFF_THRESHOLD
 
@@ -24,8 +25,11 @@ class PropagationConfig:
         guidance (float | None, default None): CFG scale; None = the backbone's default (Wan 5, SVD ramp 1-3).
         seed (int, default 0): window k uses seed + k.
         dtype (str, default "float32"): "float32" or "bfloat16" (autocast for the denoiser and the VAE).
-        decode_chunk_frames (int, default 8): latent frames decoded at once (maps without time compression;
-            Wan's causal VAE already decodes one latent frame at a time).
+        decode_chunk_size (int | None, default None): frames per call of SVD's temporal VAE decoder (the
+            pipeline's ``decode_chunk_size``); None = the backbone's own (``SVDBackboneConfig.decode_chunk_size``,
+            14). Wan's causal VAE and the pixel-unshuffle map decode frame by frame whatever it is.
+        scheduler (str | None, default None): a Wan model's sampler scheduler ("auto": its pipeline folder's,
+            "flow_match_euler", "unipc"); None = the one its checkpoint records (``WanBackboneConfig.scheduler``).
         vae_tiling (bool, default False): ``vae.enable_tiling()`` where the VAE has it.
         cpu_offload (bool, default False): keep components on the CPU and move each to the device only for
             its stage (encoders, denoiser, decoder).
@@ -56,7 +60,8 @@ class PropagationConfig:
     guidance: float | None = None
     seed: int = 0
     dtype: str = "float32"
-    decode_chunk_frames: int = 8
+    decode_chunk_size: int | None = None
+    scheduler: str | None = None
     vae_tiling: bool = False
     cpu_offload: bool = False
     device: str = "auto"
@@ -68,6 +73,9 @@ class PropagationConfig:
     region_threshold: int = EDIT_DIFF_THRESHOLD
     region_dilate: int = 1
     feather_px: int = 6
+
+    # fields of earlier config shapes -> where they live now (a config in the old shape fails naming them)
+    MOVED: ClassVar[dict[str, str]] = {"decode_chunk_frames": "decode_chunk_size (SVD's decoder frames per call)"}
 
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16"):
@@ -83,8 +91,8 @@ class PropagationConfig:
         if not 0 <= self.feather_px <= 8 or self.region_dilate < 0 or not 0 <= self.region_threshold <= 255:
             raise ValueError(f"need 0 <= feather_px <= 8, region_dilate >= 0 and 0 <= region_threshold <= 255; got "
                              f"{self.feather_px}, {self.region_dilate}, {self.region_threshold}")
-        if self.decode_chunk_frames < 1:
-            raise ValueError(f"decode_chunk_frames must be >= 1, got {self.decode_chunk_frames}")
+        if self.decode_chunk_size is not None and self.decode_chunk_size < 1:
+            raise ValueError(f"decode_chunk_size must be >= 1, got {self.decode_chunk_size}")
 
     @classmethod
     def tiny(cls) -> "PropagationConfig":

@@ -12,6 +12,7 @@ so only one window and its overlap are held at the input's resolution, whatever 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -97,6 +98,10 @@ class Propagator:
         self.device = memory.resolve_device(self.config.device)
         self.model = model.eval()
         bb = model.backbone
+        if self.config.scheduler is not None:
+            if bb.kind != "wan":
+                raise ValueError(f"scheduler: the {bb.kind} backbone samples with its own scheduler only")
+            bb.config = dataclasses.replace(bb.config, scheduler=self.config.scheduler)
         self.clip = model.trained_clip
         self.capacity = bb.positional_capacity()
         largest = _largest_window(bb, self.capacity)
@@ -185,11 +190,7 @@ class Propagator:
         return out[:, :t].float().cpu(), recorder.mask[0, :t].float().cpu()
 
     def _decode(self, latents: torch.Tensor, num_frames: int) -> torch.Tensor:
-        bb, chunk = self.model.backbone, self.config.decode_chunk_frames
-        if int(getattr(bb.latent_map, "temporal_factor", 1)) != 1 or latents.shape[1] <= chunk:
-            return bb.decode_latents(latents, num_frames)
-        parts = [bb.decode_latents(latents[:, i:i + chunk]) for i in range(0, latents.shape[1], chunk)]
-        return torch.cat(parts, dim=1)[:, :num_frames]
+        return self.model.backbone.decode_latents(latents, num_frames, self.config.decode_chunk_size)
 
     # ------------------------------------------------------------------ the stream
     def propagate(self, frames, num_frames: int, edited_first_frame: np.ndarray, sink, prompt: str | None = None,
@@ -362,18 +363,24 @@ class Propagator:
 
 
 def load_model(url: str | None):
-    """A GenProp model from a checkpoint directory at any URL (remote files are copied locally first).
+    """A GenProp model from a checkpoint directory at any URL (remote files are copied locally first), or an
+    untrained GenProp over a local diffusers pipeline folder (Wan2.1 I2V or SVD, as its authors ship it): every
+    injection at zero, so it is plain image-to-video of the edited first frame through GenProp's own sampler, with
+    the pipeline's window and working size; a way to check weights and set-up before training.
 
     Args:
         url (str | None): the checkpoint directory (``genprop_config.json`` + ``genprop_trainable.safetensors``,
-            and ``genprop_clip.json`` where training wrote it).
+            and ``genprop_clip.json`` where training wrote it), or a pipeline folder (``model_index.json``).
     """
-    from genprop.models import load_genprop
+    from genprop.models import GenPropConfig, build_genprop, load_genprop
+    from genprop.models.backbones.pipeline_folder import backbone_config_from_pipeline, is_pipeline_folder
     from genprop.models.genprop_model import CONFIG_NAME, WEIGHTS_NAME
     from genprop.models.trained_clip import CLIP_NAME
 
     if url is None:
         raise ValueError("no model: pass a checkpoint directory")
+    if storage.is_local(url) and is_pipeline_folder(storage.local_path(url)):
+        return build_genprop(GenPropConfig(backbone=backbone_config_from_pipeline(storage.local_path(url))))
     if storage.is_local(url):
         return load_genprop(storage.local_path(url))
     with tempfile.TemporaryDirectory(prefix="genprop-model-") as tmp:

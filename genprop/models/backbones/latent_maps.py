@@ -76,8 +76,9 @@ class PixelUnshuffleLatents(nn.Module):
             raise ValueError(f"pixel-unshuffle by {self.factor} needs H and W divisible by it, got {h}x{w}")
         return F.pixel_unshuffle(video.flatten(0, 1), self.factor).unflatten(0, (b, t))
 
-    def decode(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Latents (B, T, C, h, w) -> video (B, T, 3, h f, w f)."""
+    def decode(self, latents: torch.Tensor, num_frames: int | None = None,
+               decode_chunk_size: int | None = None) -> torch.Tensor:
+        """Latents (B, T, C, h, w) -> video (B, T, 3, h f, w f) (frame by frame: ``decode_chunk_size`` is unused)."""
         b, t = latents.shape[:2]
         video = F.pixel_shuffle(latents.flatten(0, 1), self.factor).unflatten(0, (b, t))
         return video if num_frames is None else video[:, :num_frames]
@@ -91,12 +92,13 @@ class SVDVaeLatents(nn.Module):
 
     Args:
         vae (AutoencoderKLTemporalDecoder): the frozen VAE.
-        decode_chunk_size (int, default 14): frames decoded at once (as the pipeline).
+        decode_chunk_size (int | None, default 14): frames per decoder call (the pipeline's ``decode_chunk_size``;
+            None = all at once).
     """
 
     temporal_factor = 1
 
-    def __init__(self, vae: nn.Module, decode_chunk_size: int = 14):
+    def __init__(self, vae: nn.Module, decode_chunk_size: int | None = 14):
         super().__init__()
         self.vae = vae
         self.decode_chunk_size = decode_chunk_size
@@ -118,13 +120,15 @@ class SVDVaeLatents(nn.Module):
         z = self.vae.encode(video.flatten(0, 1)).latent_dist.mode()
         return (z * self.scaling_factor).unflatten(0, (b, t))
 
-    def decode(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Scaled latents (B, T, C, h, w) -> video (B, T, 3, H, W), decoded in chunks of frames."""
+    def decode(self, latents: torch.Tensor, num_frames: int | None = None,
+               decode_chunk_size: int | None = None) -> torch.Tensor:
+        """Scaled latents (B, T, C, h, w) -> video (B, T, 3, H, W), decoded ``decode_chunk_size`` frames per call
+        (None = this map's own), as the pipeline (its frames flattened over the batch)."""
         b, t = latents.shape[:2]
         z = latents.flatten(0, 1) / self.scaling_factor
-        frames = []
-        for i in range(0, z.shape[0], self.decode_chunk_size):
-            chunk = z[i : i + self.decode_chunk_size]
+        frames, step = [], decode_chunk_size or self.decode_chunk_size or z.shape[0]
+        for i in range(0, z.shape[0], step):
+            chunk = z[i : i + step]
             frames.append(self.vae.decode(chunk, num_frames=chunk.shape[0]).sample)
         video = torch.cat(frames).unflatten(0, (b, t))
         return video if num_frames is None else video[:, :num_frames]
@@ -183,8 +187,10 @@ class WanVaeLatents(nn.Module):
         z = z.transpose(1, 2)  # (B, T_lat, C, h, w)
         return (z - self.mean.to(z.dtype)) / self.std.to(z.dtype)
 
-    def decode(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Normalised latents (B, T_lat, C, h, w) -> video (B, T, 3, H, W), cropped to ``num_frames`` if given."""
+    def decode(self, latents: torch.Tensor, num_frames: int | None = None,
+               decode_chunk_size: int | None = None) -> torch.Tensor:
+        """Normalised latents (B, T_lat, C, h, w) -> video (B, T, 3, H, W), cropped to ``num_frames`` if given (the
+        causal decoder goes one latent frame at a time: ``decode_chunk_size`` is unused)."""
         z = latents * self.std.to(latents.dtype) + self.mean.to(latents.dtype)
         video = self.vae.decode(z.transpose(1, 2)).sample.transpose(1, 2)  # (B, T, 3, H, W)
         return video if num_frames is None else video[:, :num_frames]

@@ -19,15 +19,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from genprop.models.backbones.conditioning import default_clip_processor, load_processor, svd_clip_pixels
 from genprop.models.backbones.export import load_extras, save_backbone
 from genprop.models.backbones.interface import PositionalCapacity, TrainingSample, call_block, freeze, seeded
 from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, SVDVaeLatents
 from genprop.models.backbones.svd_config import SVDBackboneConfig
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass
@@ -58,12 +56,15 @@ class SVDBackbone(nn.Module):
     feature_layout = "grid"
 
     def __init__(self, config: SVDBackboneConfig, unet: nn.Module, latent_map: nn.Module,
-                 image_encoder: nn.Module | None = None):
+                 image_encoder: nn.Module | None = None, image_processor=None):
         super().__init__()
         self.config = config
         self.unet = unet
         self.latent_map = latent_map
         self.image_encoder = image_encoder
+        if image_encoder is not None and image_processor is None:
+            image_processor = default_clip_processor(int(image_encoder.config.image_size))
+        self.image_processor = image_processor  # the folder's feature extractor (normalisation only)
         if image_encoder is None:
             self.null_image_embedding = nn.Parameter(torch.zeros(1, 1, unet.config.cross_attention_dim))
         # Recompute block activations in backward (set by the trainer); off at inference anyway.
@@ -133,12 +134,13 @@ class SVDBackbone(nn.Module):
                 enc = (CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder))
                        if config.image_encoder is not None else None)
         if config.latent_map == "vae":
-            latent_map = SVDVaeLatents(vae)
+            latent_map = SVDVaeLatents(vae, decode_chunk_size=config.decode_chunk_size)
         elif config.latent_map == "pixel_unshuffle":
             latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
         else:
             raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
-        backbone = cls(config, unet, latent_map, enc)
+        processor = load_processor(config.pretrained, "feature_extractor") if enc is not None else None
+        backbone = cls(config, unet, latent_map, enc, processor)
         load_extras(backbone, config.pretrained)  # learned null embedding of an exported world backbone
         return backbone
 
@@ -147,9 +149,11 @@ class SVDBackbone(nn.Module):
         """Video (B, T, 3, H, W) in [-1, 1] -> latents (B, T, C, h, w)."""
         return self.latent_map.encode(video)
 
-    def decode_latents(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Latents (B, T, C, h, w) -> video (B, T, 3, H, W)."""
-        return self.latent_map.decode(latents, num_frames)
+    def decode_latents(self, latents: torch.Tensor, num_frames: int | None = None,
+                       decode_chunk_size: int | None = None) -> torch.Tensor:
+        """Latents (B, T, C, h, w) -> video (B, T, 3, H, W), ``decode_chunk_size`` frames per decoder call (the
+        pipeline's meaning; None = ``config.decode_chunk_size``)."""
+        return self.latent_map.decode(latents, num_frames, decode_chunk_size)
 
     def encode_condition(self, first_frame: torch.Tensor, prompt: str | list[str] | None = None,
                          generator: torch.Generator | None = None, num_frames: int | None = None
@@ -169,14 +173,9 @@ class SVDBackbone(nn.Module):
         b = first_frame.shape[0]
         c = self.config
         # 1. CLIP image embedding (or the learned null embedding of an encoder-less world backbone)
-        if self.image_encoder is not None:
-            size = self.image_encoder.config.image_size
-            img = F.interpolate(first_frame.float(), size=(size, size), mode="bicubic", align_corners=True,
-                                antialias=True)
-            img = ((img + 1) / 2).clamp(0, 1)
-            mean = torch.tensor(CLIP_MEAN, device=img.device).view(1, 3, 1, 1)
-            std = torch.tensor(CLIP_STD, device=img.device).view(1, 3, 1, 1)
-            embeds = self.image_encoder((img - mean) / std).image_embeds.unsqueeze(1)
+        if self.image_encoder is not None:  # the pipeline's antialiased resize and the feature extractor
+            pixels = svd_clip_pixels(first_frame, self.image_processor, int(self.image_encoder.config.image_size))
+            embeds = self.image_encoder(pixels.to(first_frame.dtype)).image_embeds.unsqueeze(1)
         else:
             embeds = self.null_image_embedding.expand(b, -1, -1)
         # 2. noise-augmented first frame -> unscaled latents (the pipeline's _encode_vae_image)
@@ -218,6 +217,12 @@ class SVDBackbone(nn.Module):
             prediction_type="v_prediction", interpolation_type="linear", use_karras_sigmas=True,
             sigma_min=0.002, sigma_max=700.0, timestep_spacing="leading", timestep_type="continuous",
             steps_offset=1, final_sigmas_type="zero")
+
+    def initial_noise(self, scheduler, shape: tuple[int, ...], generator: torch.Generator | None,
+                      device) -> torch.Tensor:
+        """The sampler's starting noise (B, T, C, h, w), the pipeline's layout, scaled by ``init_noise_sigma``."""
+        noise = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+        return noise * float(scheduler.init_noise_sigma)
 
     def scale_model_input(self, scheduler, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The sampler's model input at timestep ``t``: EDM's ``c_in`` scaling, as the pipeline."""

@@ -23,6 +23,10 @@ class SVDBackboneConfig:
         image_encoder (dict | None): ``CLIPVisionConfig`` kwargs; None = no encoder, a learned null embedding.
         num_steps (int, default 25), min_guidance (1.0), max_guidance (3.0): sampling as the pipeline.
         fps (int, default 7), motion_bucket_id (int, 127), noise_aug_strength (float, 0.02): added time ids.
+        decode_chunk_size (int | None, default 14): frames per call of the temporal VAE decoder, the pipeline's
+            ``decode_chunk_size`` (its decoder mixes the frames of one call, so this changes the frames); 14 bounds
+            the decoder's memory (SVD-XT at 576x1024: ~10 GB in fp16) where the pipeline's default, None, decodes
+            every frame of the clip at once.
         p_mean (float, 0.7), p_std (float, 1.6): log-normal training sigma distribution (EDM).
         seed (int, default 0): seed for building from config.
     """
@@ -39,6 +43,7 @@ class SVDBackboneConfig:
     fps: int = 7
     motion_bucket_id: int = 127
     noise_aug_strength: float = 0.02
+    decode_chunk_size: int | None = 14
     p_mean: float = 0.7
     p_std: float = 1.6
     seed: int = 0

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from genprop.models.backbones.export import load_extras, save_backbone
 from genprop.models.backbones.interface import PositionalCapacity, TrainingSample, call_block, freeze
 from genprop.models.backbones.latent_maps import latent_frame_count
-from genprop.models.backbones.svd import CLIP_MEAN, CLIP_STD
+from genprop.models.backbones.conditioning import clean_prompt, default_clip_processor, to_pil
 from genprop.models.backbones.wan_config import WanBackboneConfig
-from genprop.models.backbones.wan_loading import build_transformer, load_wan_parts
+from genprop.models.backbones.wan_loading import build_transformer, load_wan_parts, make_wan_scheduler
 
 
 # Wan2.1-I2V-480P's training size; the default working area of a real-size Wan.
@@ -51,13 +50,17 @@ class WanBackbone(nn.Module):
         transformer (WanTransformer3DModel): the denoiser.
         latent_map (nn.Module): a map from ``latent_maps``.
         text_encoder (UMT5EncoderModel | None), tokenizer (callable | None), image_encoder (CLIPVisionModel | None).
+        image_processor (CLIPImageProcessor | None): the folder's (``image_processor/``); None = the pipelines'
+            preprocessing at the encoder's size.
+        scheduler_config (dict | None): the folder's ``scheduler/`` config (its ``_class_name`` included).
     """
 
     kind = "wan"
     feature_layout = "tokens"
 
     def __init__(self, config: WanBackboneConfig, transformer: nn.Module, latent_map: nn.Module,
-                 text_encoder: nn.Module | None = None, tokenizer=None, image_encoder: nn.Module | None = None):
+                 text_encoder: nn.Module | None = None, tokenizer=None, image_encoder: nn.Module | None = None,
+                 image_processor=None, scheduler_config: dict | None = None):
         super().__init__()
         self.config = config
         self.transformer = transformer
@@ -65,6 +68,10 @@ class WanBackbone(nn.Module):
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
         self.image_encoder = image_encoder
+        if image_encoder is not None and image_processor is None:
+            image_processor = default_clip_processor(int(image_encoder.config.image_size))
+        self.image_processor = image_processor
+        self.scheduler_config = scheduler_config
         if text_encoder is None:
             self.null_text_embedding = nn.Parameter(torch.zeros(1, config.text_len, transformer.config.text_dim))
         # Recompute block activations in backward (set by the trainer); off at inference anyway.
@@ -137,9 +144,11 @@ class WanBackbone(nn.Module):
         """Video (B, T, 3, H, W) in [-1, 1] -> latents (B, T_lat, C, h, w); T must be 1 (mod 4) for the VAE."""
         return self.latent_map.encode(video)
 
-    def decode_latents(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Latents (B, T_lat, C, h, w) -> video (B, T, 3, H, W), cropped to ``num_frames``."""
-        return self.latent_map.decode(latents, num_frames)
+    def decode_latents(self, latents: torch.Tensor, num_frames: int | None = None,
+                       decode_chunk_size: int | None = None) -> torch.Tensor:
+        """Latents (B, T_lat, C, h, w) -> video (B, T, 3, H, W), cropped to ``num_frames`` (``decode_chunk_size`` is
+        the other adapter's: Wan's causal VAE decodes one latent frame at a time anyway)."""
+        return self.latent_map.decode(latents, num_frames, decode_chunk_size)
 
     def _tokenize(self, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.config.text_len
@@ -156,11 +165,11 @@ class WanBackbone(nn.Module):
         return ids.to(device), (ids > 0).long().to(device)
 
     def encode_prompt(self, prompt: str | list[str], batch: int, device) -> torch.Tensor:
-        """UMT5 states zero-padded beyond each prompt's length, (B, text_len, text_dim), as the pipeline."""
+        """UMT5 states of the cleaned prompt zero-padded beyond its length, (B, text_len, text_dim), as the pipeline."""
         if self.text_encoder is None:
             return self.null_text_embedding.expand(batch, -1, -1)
         prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
-        ids, mask = self._tokenize(prompts, device)
+        ids, mask = self._tokenize([clean_prompt(p) for p in prompts], device)
         states = self.text_encoder(ids, mask).last_hidden_state
         keep = mask.unsqueeze(-1).to(states.dtype)
         return states * keep
@@ -189,14 +198,9 @@ class WanBackbone(nn.Module):
         cond = {"prompt_embeds": self.encode_prompt(prompt or "", b, device),
                 "negative_prompt_embeds": self.encode_prompt("", b, device)}
         # 2. CLIP penultimate hidden states
-        if self.image_encoder is not None:
-            size = self.image_encoder.config.image_size
-            img = F.interpolate(first_frame.float(), size=(size, size), mode="bicubic", align_corners=False,
-                                antialias=True)
-            img = ((img + 1) / 2).clamp(0, 1)
-            mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
-            std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
-            out = self.image_encoder(pixel_values=(img - mean) / std, output_hidden_states=True)
+        if self.image_encoder is not None:  # the image processor on the user's image, as the pipeline
+            pixels = self.image_processor(images=to_pil(first_frame), return_tensors="pt").pixel_values
+            out = self.image_encoder(pixel_values=pixels.to(device, first_frame.dtype), output_hidden_states=True)
             cond["image_embeds"] = out.hidden_states[-2]
         # 3. latents of [first frame, zeros...] and the first-frame mask
         video = torch.cat([first_frame[:, None], first_frame.new_zeros(b, t_pad - 1, *first_frame.shape[1:])], dim=1)
@@ -226,10 +230,16 @@ class WanBackbone(nn.Module):
                               target=noise - latents)
 
     def make_scheduler(self):
-        """A fresh ``FlowMatchEulerDiscreteScheduler`` with the configured shift."""
-        from diffusers import FlowMatchEulerDiscreteScheduler
+        """A fresh sampler scheduler: the folder's (``scheduler: auto``, a folder that has one), else the configured
+        one (``flow_match_euler`` or ``unipc``, with ``flow_shift``)."""
+        return make_wan_scheduler(self.config, self.scheduler_config)
 
-        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=self.config.flow_shift)
+    def initial_noise(self, scheduler, shape: tuple[int, ...], generator: torch.Generator | None,
+                      device) -> torch.Tensor:
+        """The sampler's starting noise (B, T_lat, C, h, w), drawn in the pipeline's layout (B, C, T_lat, h, w) so a
+        seed gives the pipeline's noise (flow matching starts from unit noise)."""
+        b, t, c, h, w = shape
+        return torch.randn((b, c, t, h, w), generator=generator, device=device, dtype=torch.float32).transpose(1, 2)
 
     def scale_model_input(self, scheduler, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The sampler's model input at timestep ``t``: flow matching denoises ``x_t`` as it is."""

@@ -30,7 +30,10 @@ class WanBackboneConfig:
         text_encoder (dict | None): ``UMT5Config`` kwargs; None = learned null text embedding.
         image_encoder (dict | None): ``CLIPVisionConfig`` kwargs; None = no image conditioning.
         text_len (int, default 512): text tokens (zero-padded as the pipeline).
-        flow_shift (float, default 3.0): timestep shift (3.0 for 480P, 5.0 for 720P).
+        flow_shift (float, default 3.0): timestep shift (3.0 for 480P, 5.0 for 720P) of the configured schedulers.
+        scheduler (str, default "auto"): the sampler's scheduler: "auto" = the ``pretrained`` folder's own
+            (``scheduler/``; Wan2.1-I2V-480P ships UniPC, flow prediction, shift 3), else flow-match Euler;
+            "flow_match_euler" or "unipc" pick one with ``flow_shift``.
         guidance (float, default 5.0): CFG scale (the paper's internal DiT used 20; pass it as a setting).
         num_steps (int, default 50): sampling steps.
         seed (int, default 0): seed for building from config.
@@ -57,6 +60,7 @@ class WanBackboneConfig:
     image_encoder: dict | None = field(default_factory=lambda: dict(_CLIP_H))
     text_len: int = 512
     flow_shift: float = 3.0
+    scheduler: str = "auto"
     guidance: float = 5.0
     num_steps: int = 50
     seed: int = 0

@@ -34,7 +34,7 @@ class PreconditionedWanBackbone(WanBackbone):
     def from_backbone(cls, backbone: WanBackbone) -> "PreconditionedWanBackbone":
         """The same modules (shared, not copied) as a preconditioned adapter."""
         new = cls(backbone.config, backbone.transformer, backbone.latent_map, backbone.text_encoder,
-                  backbone.tokenizer, backbone.image_encoder)
+                  backbone.tokenizer, backbone.image_encoder, backbone.image_processor, backbone.scheduler_config)
         if backbone.text_encoder is None:
             new.null_text_embedding = backbone.null_text_embedding
         new.gradient_checkpointing = backbone.gradient_checkpointing
