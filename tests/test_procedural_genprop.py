@@ -282,24 +282,30 @@ BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model"
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_shipped_weights_reproduce_their_last_validation_and_hold_the_floors():
-    """models/procedural-genprop loads from a clone (its backbone by a relative path) and scores its curve's last
-    row again on the same held-out cases; there GenProp's removal PSNR is above the original video's and its
-    tracking IoU against object + effects above the flow tracker's (the two quality floors)."""
+def test_shipped_weights_reproduce_their_validation_and_hold_the_floors():
+    """models/procedural-genprop loads from a clone (its backbone by a relative path) and scores what its
+    ``validation.json`` records (``scripts/validate_shipped.py``: its run's held-out cases, the current sampler),
+    within a few hundredths of the curve's last row (what the same cases scored while it trained); there GenProp's
+    removal PSNR is above the original video's and its tracking IoU against object + effects above the flow
+    tracker's (the two quality floors)."""
     from genprop.training.procedural_genprop import score_run_model
 
     with open(os.path.join(SHIPPED, "model", "run_config.json")) as f:
         shipped = json.load(f)
     with open(os.path.join(SHIPPED, "curve.jsonl")) as f:
         last = [json.loads(line) for line in f][-1]
-    assert last["step"] == shipped["step"]
+    with open(os.path.join(SHIPPED, "validation.json")) as f:
+        recorded = json.load(f)
+    assert last["step"] == shipped["step"] == recorded["step"]
     config = configs.from_dict(GenPropRunConfig, shipped["config"], where="run_config.json")
     model = load_genprop(os.path.join(SHIPPED, "model"))
     scores = score_run_model(model, config)
     for key in ("remove_psnr_model", "remove_psnr_region_model"):
-        assert scores[key] == pytest.approx(last[key], abs=0.05), key
+        assert scores[key] == pytest.approx(recorded["scores"][key], abs=1e-3), key
+        assert scores[key] == pytest.approx(last[key], abs=0.25), key  # another draw of the same sampler's noise
     for key in ("track_iou_colour", "track_iou_fx_colour"):
-        assert scores[key] == pytest.approx(last[key], abs=0.01), key
+        assert scores[key] == pytest.approx(recorded["scores"][key], abs=1e-4), key
+        assert scores[key] == pytest.approx(last[key], abs=0.02), key
     assert scores["remove_psnr_model"] > last["remove_psnr_identity"]
     assert scores["track_iou_fx_colour"] > last["track_iou_fx_flow"]
 
