@@ -95,21 +95,25 @@ def compress_time(mask: torch.Tensor, temporal_factor: int, num_latent_frames: i
     return torch.cat([mask[:, :1], rest], dim=1)
 
 
-def loss_masks(mask: torch.Tensor, latent_map, num_latent_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_masks(mask: torch.Tensor, latent_map, num_latent_frames: int,
+               mpd_scale: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """The two masks the loss needs, from the instance mask at video resolution.
 
     Args:
         mask (Tensor): (B, T, H, W) in {0, 1} (or soft), the edited region per video frame.
         latent_map: the backbone's latent map (``spatial_factor``, ``temporal_factor``).
         num_latent_frames (int): T_lat of the latents.
+        mpd_scale (int, default 1): the MPD's mask pixels per latent pixel and side (``MaskPredictionDecoder.scale``;
+            the latent map's spatial factor: the video's own resolution, the mask itself).
 
     Returns:
         (latent_mask (B, T_lat, 1, h, w) for L_mask/L_non-mask/L_grad and the SCE perturbation,
-         mpd_target (B, T, h, w) for L_MPD).
+         mpd_target (B, T, h s, w s) for L_MPD).
     """
     grid = gaussian_downsample(mask, latent_map.spatial_factor)  # (B, T, h, w)
     latent = compress_time(grid, latent_map.temporal_factor, num_latent_frames)
-    return latent.unsqueeze(2), grid
+    target = grid if mpd_scale == 1 else gaussian_downsample(mask, latent_map.spatial_factor // mpd_scale)
+    return latent.unsqueeze(2), target
 
 
 def _weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

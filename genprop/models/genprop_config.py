@@ -38,6 +38,8 @@ class GenPropConfig:
         fp32_sce_under_autocast (bool, default True): run the SCE (both passes) in fp32 when autocast is on,
             so L_grad's finite difference is not lost in bf16 rounding.
         seed (int, default 0): seed for the freshly initialised layers (injection MLPs, MPD head, tasks).
+        mask_scale (int | None, default None): the MPD's mask pixels per latent pixel and side; None = the latent
+            map's spatial factor (the video's own resolution), 1 = the latent grid.
         anchoring (AnchoringConfig | None, default None): the procedural world's source/flow anchoring
             (``genprop.models.anchoring``); None is the paper's model.
     """
@@ -48,6 +50,7 @@ class GenPropConfig:
     num_tasks: int = 4
     fp32_sce_under_autocast: bool = True
     seed: int = 0
+    mask_scale: int | None = None
     anchoring: AnchoringConfig | None = None
 
     # fields of earlier config shapes -> where they live now (a config in the old shape fails naming them)

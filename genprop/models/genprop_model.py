@@ -149,7 +149,8 @@ class GenPropModel(nn.Module):
         with seeded(config.seed):
             self.task_embedding = TaskEmbedding(config.task_dim, config.num_tasks)
             self.sce = SelectiveContentEncoder.from_backbone(backbone, config.num_sce_blocks(backbone), config.task_dim)
-            self.mpd = MaskPredictionDecoder.from_backbone(backbone, config.task_dim)
+            scale = config.mask_scale if config.mask_scale is not None else int(backbone.latent_map.spatial_factor)
+            self.mpd = MaskPredictionDecoder.from_backbone(backbone, config.task_dim, scale)
 
     def train(self, mode: bool = True) -> "GenPropModel":
         """Train the new parts; the backbone always stays in eval mode."""

@@ -133,7 +133,7 @@ class GenPropObjective:
         cond = drop_condition(bb, cond, self.cond_drop_prob, generator)
         tasks = drop_task_ids(batch["task_id"], self.loss.task_drop_prob, generator)
         # 3. masks at latent resolution; the perturbed SCE pass only on L_grad's steps
-        latent_mask, mpd_target = loss_masks(batch["mask"], bb.latent_map, target.shape[1])
+        latent_mask, mpd_target = loss_masks(batch["mask"], bb.latent_map, target.shape[1], core.mpd.scale)
         out = model(sample.model_input, sample.timestep, cond, batch["sce_latents"], tasks,
                     perturb_mask=latent_mask, perturb_delta=self.loss.grad_delta_at(step),
                     num_frames=batch["mask"].shape[1])

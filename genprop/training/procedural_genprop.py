@@ -68,7 +68,8 @@ def _default_train() -> TrainConfig:
 
 
 def _default_model() -> GenPropConfig:
-    return GenPropConfig(sce_blocks=2, task_dim=64, seed=0, anchoring=AnchoringConfig(flow=True, gate_lr_scale=10.0))
+    return GenPropConfig(sce_blocks=2, task_dim=64, seed=0, mask_scale=1,
+                         anchoring=AnchoringConfig(flow=True, gate_lr_scale=10.0))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def make_batch(model: GenPropModel, name: str, seed: int = 0, batch: int = 2, fr
         sce_lat = bb.encode_video(source)
         cond = bb.encode_condition(video[:, 0], "a red ball", generator=g, num_frames=t)
     sample = bb.training_sample(lat, g)
-    latent_mask, mpd_target = loss_masks(mask, bb.latent_map, lat.shape[1])
+    latent_mask, mpd_target = loss_masks(mask, bb.latent_map, lat.shape[1], model.mpd.scale)
     return dict(model_input=sample.model_input, timestep=sample.timestep, target=sample.target, cond=cond,
                 sce_latents=sce_lat, task_ids=torch.tensor([1, 3][:batch]), latent_mask=latent_mask,
                 mpd_target=mpd_target, num_frames=t, video=video)

@@ -91,8 +91,19 @@ def test_mpd_restores_video_frames_with_wan_vae():
     assert b["model_input"].shape[1] == 5  # 1 + 16 / 4 latent frames
     with torch.no_grad():
         out = forward(model, b)
-    assert out.mask.shape == (2, 17, 4, 4)
-    assert b["mpd_target"].shape == (2, 17, 4, 4)
+    assert out.mask.shape == (2, 17, 32, 32)  # every video frame at the video's own resolution
+    assert b["mpd_target"].shape == (2, 17, 32, 32)
+    # mask_scale 1: the latent grid (4x4 from 32x32 pixels), mask_scale 2 in between
+    for scale, side in ((1, 4), (2, 8)):
+        import dataclasses
+
+        from genprop.models import GenPropModel
+
+        m = GenPropModel(dataclasses.replace(model.config, mask_scale=scale), backbone=model.backbone)
+        with torch.no_grad():
+            assert forward(m, b).mask.shape == (2, 17, side, side)
+    with pytest.raises(ValueError, match="must divide"):
+        GenPropModel(dataclasses.replace(model.config, mask_scale=3), backbone=model.backbone)
 
 
 def test_wan_refuses_16_frames_with_clear_error():
@@ -116,7 +127,7 @@ def test_wan_pads_16_frames_and_crops_back():
     with torch.no_grad():
         out = forward(model, b)
         video = model.backbone.decode_latents(b["sce_latents"], num_frames=16)
-    assert out.mask.shape == (2, 16, 4, 4)
+    assert out.mask.shape == (2, 16, 32, 32)  # cropped back to 16 frames, at the video's resolution
     assert video.shape == (2, 16, 3, 32, 32)
     assert replace(cfg).backbone.pad_frames
 

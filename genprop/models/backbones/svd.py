@@ -374,16 +374,17 @@ class SVDBackbone(nn.Module):
         """Latent frames for a clip of ``num_frames`` video frames (no time compression)."""
         return num_frames
 
-    def make_mask_head(self) -> nn.Module:
-        """The MPD's MLP: copied GroupNorm, SiLU, 1x1 conv, SiLU, 1x1 conv to ``temporal_factor`` values per pixel."""
+    def make_mask_head(self, per_pixel: int = 1) -> nn.Module:
+        """The MPD's MLP: copied GroupNorm, SiLU, 1x1 conv, SiLU, 1x1 conv to ``temporal_factor * per_pixel`` values
+        per latent pixel."""
         import copy
 
         c = self.unet.config.block_out_channels[0]
         return nn.Sequential(copy.deepcopy(self.unet.conv_norm_out), nn.SiLU(), nn.Conv2d(c, c, 1), nn.SiLU(),
-                             nn.Conv2d(c, self.latent_map.temporal_factor, 1))
+                             nn.Conv2d(c, self.latent_map.temporal_factor * per_pixel, 1))
 
     def mask_grid(self, head_out: torch.Tensor, ctx: SVDContext) -> torch.Tensor:
-        """Mask head output (B*T, tf, h, w) -> (B, T_lat, tf, h, w)."""
+        """Mask head output (B*T, K, h, w) -> (B, T_lat, K, h, w) (K values per latent pixel)."""
         return head_out.unflatten(0, (ctx.batch, ctx.frames))
 
     def feature_grid(self, feature: torch.Tensor, ctx: SVDContext) -> torch.Tensor:

@@ -368,15 +368,17 @@ class WanBackbone(nn.Module):
         """Run (a copy of) the last block on the penultimate block's output tokens."""
         return self.run_encoder_block(-1, block, ctx, penultimate, time_offset)[0]
 
-    def make_mask_head(self) -> nn.Module:
-        """The MPD's MLP: LayerNorm, Linear, GELU, Linear to tf * p_h * p_w values per token."""
+    def make_mask_head(self, per_pixel: int = 1) -> nn.Module:
+        """The MPD's MLP: LayerNorm, Linear, GELU, Linear to tf * per_pixel values per latent pixel
+        (tf * per_pixel * p_h * p_w per token)."""
         d = self.encoder_output_channels(0)[0]
         _, p_h, p_w = self.transformer.config.patch_size
+        out = self.latent_map.temporal_factor * per_pixel * p_h * p_w
         return nn.Sequential(nn.LayerNorm(d, eps=1e-6, elementwise_affine=False), nn.Linear(d, d),
-                             nn.GELU(approximate="tanh"), nn.Linear(d, self.latent_map.temporal_factor * p_h * p_w))
+                             nn.GELU(approximate="tanh"), nn.Linear(d, out))
 
     def mask_grid(self, head_out: torch.Tensor, ctx: WanContext) -> torch.Tensor:
-        """Mask head output (B, L, tf p_h p_w) -> (B, T_lat, tf, h, w)."""
+        """Mask head output (B, L, K p_h p_w) -> (B, T_lat, K, h, w) (K values per latent pixel)."""
         _, p_h, p_w = self.transformer.config.patch_size
         f, hh, ww = ctx.grid
         g = head_out.reshape(ctx.batch, f, hh, ww, -1, p_h, p_w).permute(0, 1, 4, 2, 5, 3, 6)
