@@ -30,6 +30,20 @@ def valid_frame_counts(num_frames: int, temporal_factor: int) -> tuple[int, int]
     return max(below, 1), above
 
 
+def choose_latent_map(name: str, vae_map, unshuffle_factor: int) -> nn.Module:
+    """The latent map a backbone config names: ``"vae"`` -> ``vae_map()`` (the backbone's own VAE map),
+    ``"pixel_unshuffle"`` -> :class:`PixelUnshuffleLatents`.
+
+    Raises:
+        ValueError: any other name.
+    """
+    if name == "vae":
+        return vae_map()
+    if name == "pixel_unshuffle":
+        return PixelUnshuffleLatents(unshuffle_factor)
+    raise ValueError(f"unknown latent_map {name!r}; expected 'vae' or 'pixel_unshuffle'")
+
+
 def _enable_vae_tiling(vae: nn.Module) -> bool:
     tile = getattr(vae, "enable_tiling", None)  # diffusers' VAEs; a VAE class without tiling has none
     if tile is None:

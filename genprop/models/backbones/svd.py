@@ -23,7 +23,7 @@ import torch.nn as nn
 from genprop.models.backbones.conditioning import default_clip_processor, load_processor, svd_clip_pixels
 from genprop.models.backbones.export import load_extras, save_backbone
 from genprop.models.backbones.interface import PositionalCapacity, TrainingSample, call_block, freeze, seeded
-from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, SVDVaeLatents
+from genprop.models.backbones.latent_maps import SVDVaeLatents, choose_latent_map
 from genprop.models.backbones.svd_config import SVDBackboneConfig
 
 
@@ -133,12 +133,9 @@ class SVDBackbone(nn.Module):
                 vae = AutoencoderKLTemporalDecoder(**config.vae) if config.latent_map == "vae" else None
                 enc = (CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder))
                        if config.image_encoder is not None else None)
-        if config.latent_map == "vae":
-            latent_map = SVDVaeLatents(vae, decode_chunk_size=config.decode_chunk_size)
-        elif config.latent_map == "pixel_unshuffle":
-            latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
-        else:
-            raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
+        latent_map = choose_latent_map(config.latent_map,
+                                       lambda: SVDVaeLatents(vae, decode_chunk_size=config.decode_chunk_size),
+                                       config.unshuffle_factor)
         processor = load_processor(config.pretrained, "feature_extractor") if enc is not None else None
         backbone = cls(config, unet, latent_map, enc, processor)
         load_extras(backbone, config.pretrained)  # learned null embedding of an exported world backbone

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from genprop.models.backbones.conditioning import load_processor
 from genprop.models.backbones.interface import seeded
-from genprop.models.backbones.latent_maps import PixelUnshuffleLatents, WanVaeLatents
+from genprop.models.backbones.latent_maps import WanVaeLatents, choose_latent_map
 from genprop.models.backbones.pipeline_folder import component_class
 from genprop.models.backbones.wan_config import WanBackboneConfig
 
@@ -57,12 +57,8 @@ def load_wan_parts(config: WanBackboneConfig) -> tuple:
             vae = AutoencoderKLWan(**config.vae) if config.latent_map == "vae" else None
             text = UMT5EncoderModel(UMT5Config(**config.text_encoder)) if config.text_encoder else None
             image = CLIPVisionModel(CLIPVisionConfig(**config.image_encoder)) if config.image_encoder else None
-    if config.latent_map == "vae":
-        latent_map = WanVaeLatents(vae, pad=config.pad_frames)
-    elif config.latent_map == "pixel_unshuffle":
-        latent_map = PixelUnshuffleLatents(config.unshuffle_factor)
-    else:
-        raise ValueError(f"unknown latent_map {config.latent_map!r}; expected 'vae' or 'pixel_unshuffle'")
+    latent_map = choose_latent_map(config.latent_map, lambda: WanVaeLatents(vae, pad=config.pad_frames),
+                                   config.unshuffle_factor)
     return transformer, latent_map, text, tok, image, processor, scheduler
 
 
