@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-train test test-fast gpu gpu-wheels clean
+.PHONY: install demo demo-train test test-fast scale gpu gpu-wheels clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not slow and not gpu' $(PYTEST_ARGS)
+
+# The capacity plan for a GPU cluster (docs/scale.md; about 2 minutes on a 2-core CPU, no GPU).
+scale: $(STAMP)
+	$(PY) bench/plan_capacity.py --out docs/scale.md --json docs/runs/plan-capacity.json
 
 # Run on a lent GPU machine (torch with CUDA, no network): see scripts/gpu.sh.
 gpu:

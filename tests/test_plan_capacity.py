@@ -1,0 +1,68 @@
+"""The capacity plan (bench/plan_capacity.py) on the real configs: invariants its tables must keep."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+
+import plan_capacity  # noqa: E402
+from capacity_model import GPU_COUNTS, STRATEGIES  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def plan():
+    # real-size Wan2.1 I2V 14B / SVD-XT configs on the meta device; activation coefficients from a reduced set of
+    # scaled-down blocks; no real-size whole-step counts, SVD or shard job (quick)
+    return plan_capacity.plan(quick=True)
+
+
+def _total(plan, key, strategy, n):
+    return plan["wan_memory"][key][f"{strategy}/{n}"]["total"]
+
+
+def test_real_configs_from_the_meta_device(plan):
+    wan, svd = plan["wan"], plan["svd"]
+    assert wan["sce_blocks"] == 10 and svd["sce_blocks"] == 2  # the default SCE depth the code builds
+    assert 16e9 < wan["backbone"] < 17e9 and 1.4e9 < svd["backbone"] < 1.6e9
+    assert wan["trainable"] == pytest.approx(wan["sce"] + wan["mpd"], rel=1e-3)
+    assert plan["deployment"]["wan"]["frames"] == 49 and plan["deployment"]["wan"]["checkpointing"]
+
+
+def test_sharding_the_backbone_uses_less_memory_than_replicating_it(plan):
+    for key in plan["wan_memory"]:
+        for n in GPU_COUNTS:
+            assert _total(plan, key, "sharded", n) < _total(plan, key, "replicated", n), (key, n)
+            assert _total(plan, key, "sharded+blocks", n) <= _total(plan, key, "sharded", n), (key, n)
+
+
+def test_checkpointing_and_shorter_clips_use_less_memory(plan):
+    for s in STRATEGIES:
+        for n in GPU_COUNTS:
+            for frames in (49, 81):
+                assert _total(plan, f"{frames}/ckpt", s, n) < _total(plan, f"{frames}/no-ckpt", s, n)
+            for mode in ("ckpt", "no-ckpt"):
+                assert _total(plan, f"81/{mode}", s, n) > _total(plan, f"49/{mode}", s, n)
+
+
+def test_trainable_state_falls_as_one_over_n(plan):
+    for s in STRATEGIES:
+        per = {n: plan["wan_memory"]["81/ckpt"][f"{s}/{n}"]["state"] for n in GPU_COUNTS}
+        for n in GPU_COUNTS:
+            assert per[n] * n == pytest.approx(per[GPU_COUNTS[0]] * GPU_COUNTS[0], rel=1e-9)
+        assert per[GPU_COUNTS[-1]] < per[GPU_COUNTS[0]]
+
+
+def test_analytic_flops_agree_with_flop_counter_mode(plan):
+    check = plan["checks"]["flops"][0]  # a scaled-down Wan GenProp step counted by FlopCounterMode on meta
+    assert check["analytic"] == pytest.approx(check["counted"], rel=0.03)
+
+
+def test_activations_scale_with_tokens_and_context_parallelism_helps(plan):
+    a49, a81 = (plan["wan_memory"][f"{f}/ckpt"]["activations"]["peak"] for f in (49, 81))
+    assert a81 / a49 == pytest.approx(32760 / 20280, rel=0.05)
+    cp = plan["context_parallel"]["81x480x832/sharded+blocks"]
+    assert cp["u"] is not None and cp["u"] > 1 and 40 % cp["u"] == 0  # Ulysses splits Wan's 40 heads
