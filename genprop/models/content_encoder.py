@@ -15,6 +15,7 @@ import copy
 import torch
 import torch.nn as nn
 
+from genprop.models.unit_outputs import own
 from genprop.models.zero_init import zero_module
 
 
@@ -111,5 +112,5 @@ class SelectiveContentEncoder(nn.Module):
         out = []
         for i, (block, mlps) in enumerate(zip(self.blocks, self.injections)):
             h, outputs = backbone.run_encoder_block(i, block, ctx, h, offset)
-            out.append(tuple(mlp(o) for mlp, o in zip(mlps, outputs)))
-        return (out, h) if return_hidden else out
+            out.append(tuple(own(mlp(o)) for mlp, o in zip(mlps, outputs)))
+        return (out, own(h)) if return_hidden else out

@@ -29,6 +29,7 @@ from genprop.models.genprop_config import GenPropConfig
 from genprop.models.mask_decoder import MaskPredictionDecoder
 from genprop.models.task_embedding import TaskEmbedding
 from genprop.models.trained_clip import TrainedClip, load_trained_clip, save_trained_clip
+from genprop.models.unit_outputs import own
 
 CONFIG_NAME = "genprop_config.json"
 WEIGHTS_NAME = "genprop_trainable.safetensors"
@@ -271,11 +272,13 @@ class GenPropModel(nn.Module):
         mask = self.mpd(bb, enc.ctx, penultimate, enc.task_emb, num_frames) if predict_mask else None
 
         def grids(inj):
-            return [bb.feature_grid(t, enc.ctx) for block in inj for t in block]
+            return [own(bb.feature_grid(t, enc.ctx)) for block in inj for t in block]
 
-        return GenPropOutput(prediction=prediction, mask=mask, sce_features=grids(enc.injections),
-                             sce_features_perturbed=grids(enc.perturbed) if enc.perturbed is not None else None,
-                             delta=enc.delta)
+        # the SCE's features are returned for L_grad only, on the steps that run its perturbed pass
+        perturbed = enc.perturbed is not None
+        return GenPropOutput(prediction=own(prediction), mask=mask,
+                             sce_features=grids(enc.injections) if perturbed else [],
+                             sce_features_perturbed=grids(enc.perturbed) if perturbed else None, delta=enc.delta)
 
     # ---------------------------------------------------------------------------- checkpoints
     def save_pretrained(self, directory: str, weights: dict[str, torch.Tensor] | None = None,

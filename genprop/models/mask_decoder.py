@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genprop.models.unit_outputs import own
+
 
 def unfold_time(grid: torch.Tensor) -> torch.Tensor:
     """(B, T_lat, tf, h, w) -> (B, 1 + tf (T_lat - 1), h, w): the first latent frame holds one video frame."""
@@ -83,4 +85,4 @@ class MaskPredictionDecoder(nn.Module):
         if self.scale > 1:
             grid = F.pixel_shuffle(grid.flatten(0, 1), self.scale).unflatten(0, grid.shape[:2])
         video = unfold_time(grid)
-        return video if num_frames is None else video[:, :num_frames]
+        return own(video if num_frames is None else video[:, :num_frames])

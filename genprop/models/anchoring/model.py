@@ -23,6 +23,7 @@ from genprop.models.backbones.interface import VideoBackbone
 from genprop.models.backbones.wan_preconditioned import PreconditionedWanBackbone
 from genprop.models.genprop_config import GenPropConfig
 from genprop.models.genprop_model import EncodedInputs, GenPropModel, GenPropOutput
+from genprop.models.unit_outputs import own
 
 # Parameters of the gate (``AnchoredGenPropModel.source_gate``) train at ``AnchoringConfig.gate_lr_scale`` x lr.
 GATE_PREFIX = "source_gate."
@@ -93,7 +94,7 @@ class AnchoredGenPropModel(GenPropModel):
         gate, enc = self.reanchor(enc, model_input, timestep, cond, sce_latents)
         # 4-5. the paper's: G's blocks with the injections, the MPD
         out = self.decode(enc, num_frames, predict_mask)
-        return AnchoredOutput(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, gate=gate)
+        return AnchoredOutput(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, gate=own(gate))
 
     def reanchor(self, enc: EncodedInputs, model_input: torch.Tensor, timestep: torch.Tensor, cond: dict,
                  sce_latents: torch.Tensor) -> tuple[torch.Tensor, EncodedInputs]:
