@@ -70,7 +70,7 @@ def wrap_model(model: torch.nn.Module, job: TrainJobConfig) -> torch.nn.Module:
     if job.strategy == "fsdp":
         from genprop.training.fsdp import shard_model
 
-        return shard_model(model, job.train.objective, ray.train.torch.get_device())
+        return shard_model(model, job.train.objective, ray.train.torch.get_device(), job.shard_backbone)
     return ray.train.torch.prepare_model(model, parallel_strategy="ddp" if dist.is_initialized() else None)
 
 

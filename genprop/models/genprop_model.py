@@ -329,7 +329,7 @@ class GenPropModel(nn.Module):
             if not os.path.isfile(p):
                 raise CheckpointError(f"{directory}: not a GenProp checkpoint, {os.path.basename(p)} is missing")
         config = read_config(directory)
-        pretrained = getattr(config.backbone, "pretrained", None)
+        pretrained = config.required_backbone.pretrained
         if backbone is None and pretrained and pretrained.startswith(("./", "../")):
             # a backbone shipped beside the checkpoint (models/procedural-genprop -> models/procedural-backbone)
             where = os.path.normpath(os.path.join(directory, pretrained))

@@ -49,13 +49,16 @@ def reshard_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
                     state[k] = distribute_tensor(v.to(p.device), p.device_mesh, p.placements)
 
 
-def shard_model(model: nn.Module, objective: str, device: torch.device) -> nn.Module:
+def shard_model(model: nn.Module, objective: str, device: torch.device, shard_backbone: bool = False) -> nn.Module:
     """Wrap ``model`` in place for FSDP and return it (requires an initialised process group).
 
     Args:
         model (nn.Module): a ``GenPropModel`` (``genprop``) or a backbone adapter (``i2v``), on ``device``.
         objective (str): "genprop" or "i2v".
         device (torch.device): the worker's device (bf16 backbone on CUDA only).
+        shard_backbone (bool, default False): ``genprop`` only: shard the frozen denoiser's blocks too, one FSDP
+            unit per block, gathered while that block runs (1/N of G's weights per GPU plus a gathered block, for
+            GPUs that cannot hold a replicated bf16 backbone; docs/scale.md); otherwise G is replicated.
     """
     from torch.distributed.fsdp import fully_shard
 
@@ -63,9 +66,14 @@ def shard_model(model: nn.Module, objective: str, device: torch.device) -> nn.Mo
         backbone = model.backbone
         if device.type == "cuda":
             backbone.to(torch.bfloat16)  # frozen: no optimiser state, no gradients; half the memory
+        ignored = set(backbone.parameters())
+        if shard_backbone:
+            for block in backbone.denoiser_blocks():
+                fully_shard(block)
+            ignored -= {p for block in backbone.denoiser_blocks() for p in block.parameters()}
         for part in (model.sce, model.mpd, model.task_embedding):
             fully_shard(part)
-        fully_shard(model, ignored_params=set(backbone.parameters()))
+        fully_shard(model, ignored_params=ignored)
         return model
     frozen = [model.latent_map, *model.condition_encoders()]
     ignored = {p for m in frozen for p in m.parameters()}

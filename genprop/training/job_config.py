@@ -31,6 +31,8 @@ class TrainJobConfig:
         cpus_per_worker (float, default 0.5): CPUs per worker (fractional on small machines so Ray keeps one).
         strategy (str, default "ddp"): "ddp", or "fsdp" (frozen backbone in bf16 replicated, trainable parts
             sharded in fp32; for backbones that do not fit next to their optimiser state).
+        shard_backbone (bool, default False): with "fsdp", shard the frozen backbone's blocks too (gathered per
+            block) instead of replicating it: for GPUs that cannot hold a replicated bf16 backbone (docs/scale.md).
         checkpoint_every (int, default 500): steps between checkpoints (the last step always checkpoints).
         keep_checkpoints (int, default 3): checkpoints kept on storage.
         max_failures (int, default 3): worker-group restarts before the run fails.
@@ -53,6 +55,7 @@ class TrainJobConfig:
     use_gpu: bool = False
     cpus_per_worker: float = 0.5
     strategy: str = "ddp"
+    shard_backbone: bool = False
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     max_failures: int = 3
@@ -72,6 +75,8 @@ class TrainJobConfig:
     def __post_init__(self):
         if self.strategy not in ("ddp", "fsdp"):
             raise ValueError(f"strategy must be 'ddp' or 'fsdp', not {self.strategy!r}")
+        if self.shard_backbone and self.strategy != "fsdp":
+            raise ValueError("shard_backbone needs strategy: fsdp")
         if self.num_workers < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("num_workers, batch_size, checkpoint_every and keep_checkpoints must be >= 1")
 
