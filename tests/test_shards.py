@@ -119,7 +119,7 @@ def test_an_encoded_sample_trains_genprop_with_no_encoder(tmp_path, task):
     """Members decode to exactly what GenPropModel.forward + region_aware_loss take; routing is kept."""
     from genprop.datasets.procedural import WorldConfig, write_world
     from genprop.datasets import open_dataset
-    from genprop.losses import region_aware_loss
+    from genprop.losses import loss_masks, region_aware_loss
     from genprop.models import GenPropConfig, GenPropModel
     from genprop.shards.clip import make_planned_pair
     from genprop.shards.encode import SampleEncoder
@@ -155,8 +155,10 @@ def test_an_encoded_sample_trains_genprop_with_no_encoder(tmp_path, task):
     out = model(ts.model_input, ts.timestep, cond, torch.from_numpy(s["sce_latents"]).float()[None],
                 torch.tensor([s["task_id"]]), perturb_mask=torch.from_numpy(s["latent_mask"]).float()[None],
                 perturb_delta=1e-2, num_frames=9)
-    losses = region_aware_loss(out, ts.target, torch.from_numpy(s["latent_mask"]).float()[None],
-                               torch.from_numpy(s["mpd_target"]).float()[None])
+    # the MPD's target at its own resolution from the sample's mask, as the objective makes it
+    mpd_target = loss_masks(torch.from_numpy(s["mask"]).float()[None], bb.latent_map, target.shape[1],
+                            model.mpd.scale)[1]
+    losses = region_aware_loss(out, ts.target, torch.from_numpy(s["latent_mask"]).float()[None], mpd_target)
     assert torch.isfinite(losses["loss"]) if "loss" in losses else all(torch.isfinite(v) for v in losses.values())
 
 
