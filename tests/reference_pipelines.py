@@ -9,8 +9,6 @@ under a fixed seed. The tokenizer is trained offline with ``tokenizers`` on a fe
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
@@ -116,6 +114,3 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.double() - b.double()) ** 2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
-
-def exists(directory: str) -> bool:
-    return os.path.isfile(os.path.join(directory, "model_index.json"))

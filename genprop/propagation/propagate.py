@@ -66,11 +66,6 @@ def padded_frames(backbone, num_frames: int) -> int:
     return (num_frames - 1 + tf - 1) // tf * tf + 1
 
 
-def default_window(backbone) -> int:
-    """The backbone's own clip length: Wan 81 frames; SVD its U-Net's ``num_frames`` (SVD-XT 25)."""
-    return backbone.default_window
-
-
 def _largest_window(backbone, capacity: PositionalCapacity) -> int | None:
     """The longest window whose padded length fits the capacity (None: unbounded)."""
     if capacity.max_frames is None:
@@ -113,7 +108,7 @@ class Propagator:
                                       f"pass --window {largest} or less")
             self.window = self.config.window
         else:
-            self.window = self.clip.frames if self.clip else default_window(bb)
+            self.window = self.clip.frames if self.clip else bb.default_window
             if largest is not None:
                 self.window = min(self.window, largest)
         if self.config.overlap >= self.window:
@@ -184,13 +179,10 @@ class Propagator:
             latents = sample_latents(bb, cond, tuple(sce_latents.shape), generator=g, num_steps=cfg.num_steps,
                                      guidance_scale=cfg.guidance, model=recorder, sce_latents=sce_latents,
                                      task_ids=task_ids, num_frames=t_pad)
-        # 3. decoding, in chunks of latent frames where the map has no time compression
+        # 3. decoding (SVD's temporal VAE in chunks of ``decode_chunk_size`` frames, the pipeline's meaning)
         with memory.stage(model, ("latent_map",), dev, off), memory.autocast(dev, cfg.dtype):
-            out = self._decode(latents.float(), t_pad)
+            out = bb.decode_latents(latents.float(), t_pad, cfg.decode_chunk_size)
         return out[:, :t].float().cpu(), recorder.mask[0, :t].float().cpu()
-
-    def _decode(self, latents: torch.Tensor, num_frames: int) -> torch.Tensor:
-        return self.model.backbone.decode_latents(latents, num_frames, self.config.decode_chunk_size)
 
     # ------------------------------------------------------------------ the stream
     def propagate(self, frames, num_frames: int, edited_first_frame: np.ndarray, sink, prompt: str | None = None,

@@ -25,7 +25,6 @@ class AnchoredObjective:
 
     def __init__(self, paper: GenPropObjective, anchoring: AnchoringConfig):
         self.paper, self.anchoring = paper, anchoring
-        self.trainable = paper.trainable
 
     def __call__(self, model: nn.Module, batch: dict, step: int,
                  generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

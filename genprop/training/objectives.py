@@ -23,7 +23,6 @@ import torch.nn.functional as F
 
 from genprop.errors import GenPropError
 from genprop.losses import RegionLossConfig, drop_task_ids, loss_masks, region_aware_loss
-from genprop.models.backbones import TrainingSample
 from genprop.models.genprop_model import GenPropOutput
 
 
@@ -85,14 +84,12 @@ class ObjectiveStep:
     Attributes:
         terms (dict[str, Tensor]): the region-aware loss's total and terms (not yet checked for being finite).
         output (GenPropOutput): the model's forward output.
-        sample (TrainingSample): the noised target.
         cond (dict[str, Tensor]): G's conditioning as the model saw it (after the condition drop).
         latent_mask (Tensor): (B, T_lat, 1, h, w) the edit mask at latent resolution.
     """
 
     terms: dict
     output: GenPropOutput
-    sample: TrainingSample
     cond: dict
     latent_mask: torch.Tensor
 
@@ -139,7 +136,7 @@ class GenPropObjective:
                     num_frames=batch["mask"].shape[1])
         # 4. Eq. 7
         terms = region_aware_loss(out, sample.target, latent_mask, mpd_target, self.loss)
-        return ObjectiveStep(terms=terms, output=out, sample=sample, cond=cond, latent_mask=latent_mask)
+        return ObjectiveStep(terms=terms, output=out, cond=cond, latent_mask=latent_mask)
 
 
 class I2VObjective:
