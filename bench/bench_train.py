@@ -1,5 +1,5 @@
 """Training throughput on Ray Train: samples/s and data-wait fraction for 1 and 2 CPU workers (tiny config),
-and the two data paths alone (per-worker shard streaming vs ``ray.data.read_webdataset``).
+and the two data paths alone (per-worker ranged sample reads vs ``ray.data.read_webdataset``).
 
     python bench/bench_train.py [--steps 20] [--out /tmp/bench-train]
 
@@ -20,18 +20,19 @@ def data_paths(shards_url: str, epochs: int) -> dict:
     """Samples/s of reading + decoding every sample ``epochs`` times through each data path (one reader)."""
     import ray
 
-    from genprop.training.data import decode_training_sample
-    from genprop.training.shard_stream import ShardStream, iter_tar_samples, list_shards
+    from genprop.training.data import collate, decode_training_sample
+    from genprop.training.global_batches import BatchLayout, GlobalBatchReader
+    from genprop.training.sample_index import index_shards
+    from genprop.training.shard_stream import list_shards
 
     shards = list_shards(shards_url)
-    n = 0
     t0 = time.perf_counter()
-    stream = iter(ShardStream(shards, 0, 1, 0, decode_training_sample, shuffle_buffer=4))
-    per_epoch = sum(1 for url in shards for _ in iter_tar_samples(url))
-    for _ in range(per_epoch * epochs):
-        next(stream)
-        n += 1
-    own = n / (time.perf_counter() - t0)
+    refs = index_shards(shards)
+    reader = GlobalBatchReader(refs, 0, BatchLayout(1, 1, 1), 0, decode_training_sample, collate)
+    for _ in range(len(refs) * epochs):
+        reader.next()
+    reader.close()
+    own = len(refs) * epochs / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     n = 0
     for _ in range(epochs):
@@ -41,7 +42,7 @@ def data_paths(shards_url: str, epochs: int) -> dict:
             decode_training_sample(raw)
             n += 1
     rd = n / (time.perf_counter() - t0)
-    return {"stream_samples_per_s": own, "ray_data_samples_per_s": rd, "samples": n}
+    return {"ranged_reads_samples_per_s": own, "ray_data_samples_per_s": rd, "samples": n}
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genprop.sample_draws import uniform
+
 
 @dataclass(frozen=True)
 class RegionLossConfig:
@@ -117,15 +119,17 @@ def loss_masks(mask: torch.Tensor, latent_map, num_latent_frames: int,
 
 
 def _weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Per-sample sum(w v) / sum(w) (w broadcast to v), averaged over samples whose region is not empty (0 if none)."""
+    """Per-sample sum(w v) / sum(w) (w broadcast to v; 0 for an empty region), averaged over the batch.
+
+    A plain mean over samples, so the loss of a batch is the mean of its samples' losses however the batch is split
+    over workers and micro-batches (the distributed step then equals one process's step on the whole batch).
+    """
     b = values.shape[0]
     weight = weight.expand_as(values)
     num = (values * weight).reshape(b, -1).sum(1)
     area = weight.reshape(b, -1).sum(1)
-    # no host sync (no .any() / boolean indexing): samples with an empty region contribute 0 and are not counted
-    present = (area > 0).to(values.dtype)
-    per_sample = num / area.clamp_min(torch.finfo(values.dtype).tiny)
-    return (per_sample * present).sum() / present.sum().clamp_min(1)
+    # no host sync (no .any() / boolean indexing): a sample with an empty region contributes 0 (num is 0 there)
+    return (num / area.clamp_min(torch.finfo(values.dtype).tiny)).mean()
 
 
 def region_terms(prediction: torch.Tensor, target: torch.Tensor, latent_mask: torch.Tensor
@@ -209,5 +213,5 @@ def drop_task_ids(task_ids: torch.Tensor, prob: float, generator: torch.Generato
     """Replace each task id by the default id (0) with probability ``prob`` (trains the inference-time default)."""
     if prob <= 0:
         return task_ids
-    drop = torch.rand(task_ids.shape, generator=generator, device=task_ids.device) < prob
+    drop = uniform(generator, task_ids.shape, task_ids.device) < prob
     return torch.where(drop, torch.zeros_like(task_ids), task_ids)

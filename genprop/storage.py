@@ -172,6 +172,13 @@ def read_bytes(url: str) -> bytes:
         return fs.cat_file(path)
 
 
+def read_range(url: str, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of ``url`` (one ranged GET on object storage)."""
+    fs, path = filesystem(url)
+    with _remote_errors(url):
+        return fs.cat_file(path, start=start, end=end)
+
+
 def read_text(url: str) -> str:
     return read_bytes(url).decode("utf-8")
 

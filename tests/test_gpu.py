@@ -30,6 +30,9 @@ def test_bf16_training_step_on_cuda_keeps_the_backbone_and_stays_finite(kind):
     assert all(torch.isfinite(torch.tensor(metrics[k])) for k in ("loss", "grad", "mpd"))
     for k, v in model.backbone.state_dict().items():
         assert torch.equal(v.cpu(), frozen[k].cpu()), k
+    assert torch.backends.cuda.matmul.allow_tf32  # TrainConfig.tf32: the fp32 SCE on TF32 tensor cores
+    Trainer(model, TrainConfig.tiny(tf32=False))
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
 
 
 def test_sampler_is_deterministic_on_cuda():

@@ -1,4 +1,4 @@
-"""Library side of training (no Ray): shard streaming and its resume position, the checkpoint format, the
+"""Library side of training (no Ray): the sample index and every step's global batch, the checkpoint format, the
 backbone export for ``i2v``, and backbone weights from an object-store URL."""
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from genprop.models.backbones import SVDBackboneConfig, WanBackboneConfig, build
 from genprop.models.backbones.export import load_backbone
 from genprop.shards import ShardWriter, sample_tar_bytes
 from genprop.training import TrainConfig, Trainer
+from genprop.training.job_config import TrainJobConfig
 from genprop.training.checkpoint import load_train_state, read_ema_weights, save_train_state
-from genprop.training.shard_stream import ShardStream, StreamPosition
+from genprop.errors import DataError
+from genprop.training.global_batches import BatchLayout, GlobalBatchReader
+from genprop.training.sample_index import index_shards, read_sample
 
 
 def _write_shards(root, n_shards=3, per_shard=4) -> list[str]:
@@ -30,37 +33,72 @@ def _write_shards(root, n_shards=3, per_shard=4) -> list[str]:
     return urls
 
 
-def _keys(stream, n):
-    it = iter(stream)
-    return [next(it)[1]["__key__"] for _ in range(n)]
+def _step_keys(refs, layout, step, seed=1, start=0):
+    """{rank: keys of its micro-batches} of ``step`` (readers started at ``start``)."""
+    out = {}
+    for rank in range(layout.world):
+        reader = GlobalBatchReader(refs, seed, layout, rank, decode=dict, collate=lambda s: [x["__key__"] for x in s],
+                                   start=start)
+        try:
+            for _ in range((step - start // layout.global_batch) * layout.grad_accum):
+                reader.next()
+            out[rank] = [k for _ in range(layout.grad_accum) for k in reader.next()[0]]
+        finally:
+            reader.close()
+    return out
 
 
-def test_stream_is_deterministic_per_seed_and_epoch_and_workers_read_their_own_shards(tmp_path):
+def test_index_reads_each_sample_by_its_byte_range(tmp_path):
     urls = _write_shards(tmp_path)
-    ident = dict
-    a = _keys(ShardStream(urls, 0, 2, seed=1, decode=ident, shuffle_buffer=3), 16)
-    assert a == _keys(ShardStream(urls, 0, 2, seed=1, decode=ident, shuffle_buffer=3), 16)
-    assert a != _keys(ShardStream(urls, 0, 2, seed=2, decode=ident, shuffle_buffer=3), 16)
-    # within an epoch the two workers read disjoint shards (3 shards: 2 + 1 of 4 samples each)
-    b = _keys(ShardStream(urls, 1, 2, seed=1, decode=ident, shuffle_buffer=3), 4)
-    first_epoch_a = {k.split("_")[0] for k in a[:8]}
-    assert len(first_epoch_a) == 2 and first_epoch_a.isdisjoint({k.split("_")[0] for k in b})
-    # fewer shards than workers: every sample goes to exactly one worker
-    one = urls[:1]
-    w0 = _keys(ShardStream(one, 0, 2, seed=0, decode=ident), 2)
-    w1 = _keys(ShardStream(one, 1, 2, seed=0, decode=ident), 2)
-    assert sorted(w0 + w1) == [f"s0_i{i}" for i in range(4)]
+    refs = index_shards(urls)  # no manifest part here: from the tar headers
+    assert [r.key for r in refs] == [f"s{s}_i{i}" for s in range(3) for i in range(4)]
+    assert read_sample(refs[5]) == {"__key__": "s1_i1", "x.txt": b"1,1"}
+    with pytest.raises(DataError, match="s1_i2"):  # an index that points at another sample's bytes
+        read_sample(dataclasses.replace(refs[5], key="s1_i2"))
 
 
-def test_stream_resumes_at_its_position(tmp_path):
-    urls = _write_shards(tmp_path)
-    full = ShardStream(urls, 0, 1, seed=3, decode=dict, shuffle_buffer=4)
-    it = iter(full)
-    items = [next(it) for _ in range(20)]  # crosses an epoch boundary (12 samples an epoch)
-    pos = items[13][0]
-    assert pos == StreamPosition(1, 2)
-    resumed = ShardStream(urls, 0, 1, seed=3, decode=dict, shuffle_buffer=4, start=pos)
-    assert _keys(resumed, 6) == [s["__key__"] for _, s in items[14:20]]
+@pytest.mark.parametrize("world, accum", [(2, 1), (4, 1), (2, 2), (1, 4)])
+def test_every_step_trains_the_same_samples_for_any_worker_count(tmp_path, world, accum):
+    refs = index_shards(_write_shards(tmp_path))  # 12 samples: epochs of 3 steps of 4
+    one = BatchLayout(4, 1, 1)
+    for step in range(5):  # across an epoch boundary
+        want = _step_keys(refs, one, step)[0]
+        got = _step_keys(refs, BatchLayout(4, world, accum), step)
+        assert sorted(k for keys in got.values() for k in keys) == sorted(want), step
+        assert len({k for keys in got.values() for k in keys}) == 4  # no sample twice in a step
+    epoch = [k for step in range(3) for k in _step_keys(refs, one, step)[0]]
+    assert sorted(epoch) == sorted(r.key for r in refs)  # an epoch is every sample once
+    assert epoch != [k for step in range(3) for k in _step_keys(refs, one, step, seed=2)[0]]
+    # a resumed reader starts at the samples consumed: step 4 as the uninterrupted run
+    assert _step_keys(refs, BatchLayout(4, world, accum), 4, start=8) == _step_keys(refs, BatchLayout(4, world, accum), 4)
+    with pytest.raises(ValueError, match="does not split"):
+        BatchLayout(4, 3, 1)
+
+
+def test_a_bad_sample_is_replaced_by_the_next_readable_one_for_every_worker_count(tmp_path):
+    refs = index_shards(_write_shards(tmp_path))
+    bad = refs[6].key
+
+    def decode(raw):
+        if raw["__key__"] == bad:
+            raise ValueError("garbled")
+        return raw
+
+    def keys(layout):
+        found, skipped = [], 0
+        for rank in range(layout.world):
+            reader = GlobalBatchReader(refs, 1, layout, rank, decode, lambda s: [x["__key__"] for x in s])
+            try:
+                found += [k for _ in range(3 * layout.grad_accum) for k in reader.next()[0]]
+                skipped += reader.skipped
+                assert all(bad in r for r in reader.skip_reasons)
+            finally:
+                reader.close()
+        return sorted(found), skipped
+
+    one, two = keys(BatchLayout(4, 1, 1)), keys(BatchLayout(4, 2, 1))
+    assert one[0] == two[0] and bad not in one[0] and one[1] == two[1] == 1
+    assert refs[7].key in one[0] and one[0].count(refs[7].key) == 2  # its neighbour in the shard takes its place
 
 
 def _tiny_genprop():
@@ -74,17 +112,15 @@ def test_checkpoint_round_trip_continues_exactly_without_pickle(tmp_path):
 
     cfg = TrainConfig.tiny()
     batches = [training_batch(_tiny_genprop().backbone, seed=s) for s in range(4)]
-    a = Trainer(_tiny_genprop(), cfg, rank=0)
+    a = Trainer(_tiny_genprop(), cfg)
     for b in batches[:2]:
         a.train_step([b])
-    ranks = [{"generator": a.generator.get_state(), "position": [0, 2], "skipped": 1},
-             {"generator": torch.Generator().manual_seed(9).get_state(), "position": [0, 3], "skipped": 0}]
-    save_train_state(str(tmp_path), a, ranks, extra={"note": "x"})
+    save_train_state(str(tmp_path), a, {"samples": 4, "skipped": 1}, extra={"note": "x"})
     for b in batches[2:]:
         a.train_step([b])
-    b_tr = Trainer(_tiny_genprop(), cfg, rank=0)
-    mine = load_train_state(str(tmp_path), b_tr, rank=0)
-    assert mine == {"position": [0, 2], "skipped": 1} and b_tr.step == 2
+    b_tr = Trainer(_tiny_genprop(), cfg)
+    data = load_train_state(str(tmp_path), b_tr)
+    assert data == {"samples": 4, "skipped": 1} and b_tr.step == 2
     for b in batches[2:]:
         b_tr.train_step([b])
     for k, p in a.named_trainable.items():
@@ -93,7 +129,8 @@ def test_checkpoint_round_trip_continues_exactly_without_pickle(tmp_path):
         assert torch.equal(w, b_tr.ema_weights()[k]), k
     assert set(read_ema_weights(str(tmp_path))) == set(a.named_trainable)
     state = json.load(open(tmp_path / "state.json"))
-    assert state["run"] == {"note": "x"} and state["ranks"][1]["position"] == [0, 3]
+    assert state["run"] == {"note": "x"} and state["data"] == {"samples": 4, "skipped": 1}
+    assert sorted(os.listdir(tmp_path)) == ["ema.safetensors", "optimizer.pt", "state.json", "trainable.safetensors"]
 
 
 @pytest.mark.parametrize("config", [WanBackboneConfig.tiny(), WanBackboneConfig.tiny(encoders=True),
@@ -188,12 +225,34 @@ def test_fsdp_shards_the_trainable_parts_keeps_the_backbone_and_resumes(tmp_path
         tol = dict(rtol=1e-5, atol=5e-4) if shard_backbone else dict(rtol=1e-5, atol=1e-6)
         for k, w in plain.ema_weights().items():
             torch.testing.assert_close(fsdp.ema_weights()[k], w, **tol)
-        save_train_state(str(tmp_path), fsdp, [{"generator": fsdp.generator.get_state(), "position": [0, 2]}])
+        save_train_state(str(tmp_path), fsdp, {"samples": 2})
         fsdp.train_step([batches[2]])
         resumed = Trainer(sharded(), cfg)
-        load_train_state(str(tmp_path), resumed, rank=0)
+        load_train_state(str(tmp_path), resumed)
         resumed.train_step([batches[2]])
         for k, w in fsdp.ema_weights().items():
             assert torch.equal(resumed.ema_weights()[k], w), k
     finally:
         dist.destroy_process_group()
+
+
+def test_an_fsdp_gpu_worker_loads_the_frozen_backbone_in_bf16_and_trains_fp32_parts(tmp_path):
+    """A 14B backbone loaded in fp32 and cast later would be 56 GB in memory first: an FSDP GPU worker loads it in
+    bf16 (``from_pretrained(torch_dtype=...)``) while the SCE, MPD and task embeddings it trains stay fp32."""
+    from pipelines.train_worker import backbone_dtype, build_model
+
+    job = TrainJobConfig.tiny(strategy="fsdp", use_gpu=True)
+    assert backbone_dtype(job) == torch.bfloat16
+    assert backbone_dtype(dataclasses.replace(job, strategy="ddp")) is None
+    assert backbone_dtype(TrainJobConfig.tiny()) is None  # CPU: fp32 (the trainer autocasts on CUDA only)
+    config = WanBackboneConfig.tiny(encoders=True)
+    reference = build_backbone(config)
+    reference.save_pretrained(str(tmp_path / "bb"))
+    model, _ = build_model(dataclasses.replace(job, backbone_pretrained=str(tmp_path / "bb")), config, torch.bfloat16)
+    assert {p.dtype for p in model.backbone.parameters()} == {torch.bfloat16}
+    trainable = {n: p for n, p in model.named_parameters() if not n.startswith("backbone.")}
+    assert trainable and {p.dtype for p in trainable.values()} == {torch.float32}
+    for k, v in reference.transformer.state_dict().items():  # the stored fp32 weights, rounded once
+        assert torch.equal(model.backbone.transformer.state_dict()[k], v.to(torch.bfloat16)), k
+    sce_block, g_block = model.sce.blocks[0].state_dict(), model.backbone.encoder_blocks()[0].state_dict()
+    assert all(torch.equal(sce_block[k], g_block[k].float()) for k in g_block)  # the SCE copies G's bf16 block

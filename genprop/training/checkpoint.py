@@ -2,9 +2,13 @@
 
     trainable.safetensors   the live trainable weights (keyed as the model's state_dict)
     ema.safetensors         the EMA of those weights (absent when EMA is off)
-    rng.safetensors         each worker's generator state (``rank<r>``)
     optimizer.pt            AdamW's state (``torch.save``; read back with ``weights_only=True``)
-    state.json              step, schedule, EMA counters, each worker's data position, the run's configs
+    state.json              step, schedule, EMA counters, the data position, the run's configs
+
+Whole (gathered) tensors, not FSDP shards: a checkpoint is the same files for any number of workers, resumes on
+another number of them, and is read by tools that know nothing of FSDP (docs/design-decisions.md, Training).
+There is no RNG state: a step's draws are keyed by the samples and the step (``genprop.sample_draws``), and the
+data position is one integer, the global samples consumed (``genprop.training.global_batches``).
 
 Ray Train moves the directory to storage (``pipelines/train.py``); this module only writes and reads it.
 """
@@ -20,7 +24,8 @@ from genprop.errors import GenPropError
 from genprop.training.fsdp import full_tensor
 from genprop.training.trainer import Trainer
 
-FORMAT = "genprop-train-state-v1"
+FORMAT = "genprop-train-state-v2"
+_V1 = "genprop-train-state-v1"  # per-rank RNG and stream positions: its weights and optimiser still resume
 
 
 class TrainStateError(GenPropError):
@@ -39,14 +44,14 @@ def gather_train_state(trainer: Trainer) -> dict:
             "optimizer": opt}
 
 
-def save_train_state(directory: str, trainer: Trainer, ranks: list[dict], extra: dict | None = None,
+def save_train_state(directory: str, trainer: Trainer, data: dict | None = None, extra: dict | None = None,
                      gathered: dict | None = None) -> None:
     """Write the trainer's state to ``directory``.
 
     Args:
         directory (str): a local directory (created).
         trainer (Trainer): rank 0's trainer (weights, optimiser, schedule and EMA are the same on every rank).
-        ranks (list[dict]): per rank ``{"generator": uint8 Tensor, "position": [epoch, offset], "skipped": int}``.
+        data (dict | None): the data position ``{"samples": global samples consumed, "skipped": bad samples so far}``.
         extra (dict | None): JSON-ready run information stored under ``"run"`` in ``state.json``.
         gathered (dict | None): :func:`gather_train_state`'s result (required under FSDP, where gathering is a
             collective every rank must join before rank 0 saves); None gathers here.
@@ -58,13 +63,11 @@ def save_train_state(directory: str, trainer: Trainer, ranks: list[dict], extra:
     save_file(gathered["trainable"], os.path.join(directory, "trainable.safetensors"))
     if gathered["ema"] is not None:
         save_file(gathered["ema"], os.path.join(directory, "ema.safetensors"))
-    save_file({f"rank{r}": s["generator"].cpu().contiguous() for r, s in enumerate(ranks)},
-              os.path.join(directory, "rng.safetensors"))
     torch.save(gathered["optimizer"], os.path.join(directory, "optimizer.pt"))
     state = {"format": FORMAT, "step": trainer.step, "scheduler": trainer.scheduler.state_dict(),
              "ema": ({"decay": trainer.ema.decay, "num_updates": trainer.ema.num_updates}
                      if trainer.ema is not None else None),
-             "ranks": [{"position": list(s["position"]), "skipped": int(s.get("skipped", 0))} for s in ranks],
+             "data": {"samples": int((data or {}).get("samples", 0)), "skipped": int((data or {}).get("skipped", 0))},
              "run": extra or {}}
     with open(os.path.join(directory, "state.json"), "w") as f:
         json.dump(state, f, indent=1, sort_keys=True)
@@ -77,7 +80,7 @@ def read_state_json(directory: str) -> dict:
         raise TrainStateError(f"{directory}: not a training checkpoint (state.json is missing)")
     with open(path) as f:
         state = json.load(f)
-    if state.get("format") != FORMAT:
+    if state.get("format") not in (FORMAT, _V1):
         raise TrainStateError(f"{path}: format {state.get('format')!r}, expected {FORMAT!r}")
     return state
 
@@ -92,8 +95,10 @@ def read_ema_weights(directory: str) -> dict[str, torch.Tensor]:
     return load_file(path)
 
 
-def load_train_state(directory: str, trainer: Trainer, rank: int) -> dict:
-    """Restore ``trainer`` from ``directory`` for worker ``rank``; returns ``state.json``'s rank entry.
+def load_train_state(directory: str, trainer: Trainer) -> dict:
+    """Restore ``trainer`` from ``directory``; returns the data position ``{"samples", "skipped"}`` (``samples``
+    None for a v1 checkpoint, whose per-worker stream positions do not carry over: the caller starts at the step's
+    global batch).
 
     Raises:
         TrainStateError: missing files, or tensors that are not the trainer's.
@@ -107,13 +112,12 @@ def load_train_state(directory: str, trainer: Trainer, rank: int) -> dict:
         extra = sorted(set(weights) - set(trainer.named_trainable))[:5]
         raise TrainStateError(f"{directory}: trainable tensors differ from the model's (missing {missing}, "
                               f"unexpected {extra})")
-    rng = load_file(os.path.join(directory, "rng.safetensors"))
     ema = None
     if state["ema"] is not None:
         ema = {**state["ema"], "shadow": load_file(os.path.join(directory, "ema.safetensors"))}
     full = {"step": state["step"], "trainable": weights, "scheduler": state["scheduler"], "ema": ema,
-            "optimizer": torch.load(os.path.join(directory, "optimizer.pt"), weights_only=True, map_location="cpu"),
-            "generator": rng.get(f"rank{rank}", rng["rank0"])}
+            "optimizer": torch.load(os.path.join(directory, "optimizer.pt"), weights_only=True, map_location="cpu")}
     trainer.load_state_dict(full)
-    ranks = state["ranks"]
-    return ranks[rank] if rank < len(ranks) else {"position": [0, 0], "skipped": 0}
+    if state["format"] == _V1:
+        return {"samples": None, "skipped": sum(int(r.get("skipped", 0)) for r in state.get("ranks", []))}
+    return {"samples": int(state["data"]["samples"]), "skipped": int(state["data"]["skipped"])}

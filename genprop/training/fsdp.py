@@ -3,8 +3,11 @@
 GenProp trains the SCE, MPD and task embeddings; the backbone G is frozen. Sharding G would only save its
 (bf16, gradient-free) weights, while the trainable copy of N blocks plus AdamW's two fp32 moments is what
 outgrows a GPU at 14B. So ``shard_model`` casts G to bf16 (on CUDA; CPU runs keep fp32 because the trainer
-autocasts only on CUDA) and keeps it out of FSDP (``ignored_params``), and shards each trainable part with
-FSDP2's ``fully_shard`` in fp32. For ``i2v`` every denoiser block is sharded and the frozen encoders ignored.
+autocasts only on CUDA) and keeps it out of FSDP (``ignored_params``) unless asked to shard its blocks too, and
+shards each trainable part with FSDP2's ``fully_shard`` in fp32: each SCE block its own unit (gathered only while
+it runs: a 14B SCE of 10 blocks is 17 GiB of fp32 weights, too much to gather at once), the SCE's remaining
+layers, the MPD and the task embeddings one unit each. For ``i2v`` every denoiser block is sharded and the frozen
+encoders ignored.
 Parameter names are unchanged (FSDP2 swaps parameters for DTensors in place), so the EMA, checkpoints and
 ``save_pretrained`` keep their keys; :func:`full_tensor` / :func:`copy_into` convert at those edges.
 Collective: every rank must call :func:`full_tensor` on the same tensors in the same order.
@@ -49,7 +52,17 @@ def reshard_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
                     state[k] = distribute_tensor(v.to(p.device), p.device_mesh, p.placements)
 
 
-def shard_model(model: nn.Module, objective: str, device: torch.device, shard_backbone: bool = False) -> nn.Module:
+def own_mesh(device: torch.device):
+    """A device mesh of this process alone: FSDP over it shards nothing and exchanges no gradient (the
+    ``gradient_sync: false`` control; every process must call it, as it creates one group per rank)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    return init_device_mesh(device.type, (dist.get_world_size(), 1), mesh_dim_names=("replica", "shard"))["shard"]
+
+
+def shard_model(model: nn.Module, objective: str, device: torch.device, shard_backbone: bool = False,
+                mesh=None) -> nn.Module:
     """Wrap ``model`` in place for FSDP and return it (requires an initialised process group).
 
     Args:
@@ -59,8 +72,13 @@ def shard_model(model: nn.Module, objective: str, device: torch.device, shard_ba
         shard_backbone (bool, default False): ``genprop`` only: shard the frozen denoiser's blocks too, one FSDP
             unit per block, gathered while that block runs (1/N of G's weights per GPU plus a gathered block, for
             GPUs that cannot hold a replicated bf16 backbone; docs/scale.md); otherwise G is replicated.
+        mesh (DeviceMesh | None, default None): the mesh to shard over; None = every process.
     """
+    from functools import partial
+
     from torch.distributed.fsdp import fully_shard
+
+    fully_shard = partial(fully_shard, mesh=mesh)
 
     if objective == "genprop":
         backbone = model.backbone
@@ -71,6 +89,8 @@ def shard_model(model: nn.Module, objective: str, device: torch.device, shard_ba
             for block in backbone.denoiser_blocks():
                 fully_shard(block)
             ignored -= {p for block in backbone.denoiser_blocks() for p in block.parameters()}
+        for block in model.sce.blocks:
+            fully_shard(block)
         for part in (model.sce, model.mpd, model.task_embedding):
             fully_shard(part)
         fully_shard(model, ignored_params=ignored)

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from genprop.models.genprop_config import GenPropConfig
 from genprop.training.config import TrainConfig
+from genprop.training.global_batches import BatchLayout
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,12 @@ class TrainJobConfig:
             width, the new layers' seed, an extension (``anchoring``); unused by ``i2v``.
         backbone_pretrained (str | None, default None): backbone weights: local directory, hub id or object-store
             URL (copied once per node); None = the shards' ``backbone.pretrained`` (or built from config).
-        batch_size (int, default 1): samples per micro-batch per worker.
-        shuffle_buffer (int, default 16): per-worker shuffle buffer.
-        prefetch_batches (int, default 4): batches each worker decodes ahead.
+        batch_size (int, default 1): samples per micro-batch per worker (with ``global_batch_size``: derived).
+        global_batch_size (int, default 0): samples per optimiser step over all workers, which fixes what a step
+            trains on whatever ``num_workers`` is (each worker's micro-batch is ``global_batch_size / (num_workers
+            x train.grad_accum)``, which must divide); 0 = ``batch_size x num_workers x train.grad_accum``.
+        prefetch_batches (int, default 4): micro-batches each worker reads and decodes ahead.
+        read_threads (int, default 4): concurrent sample reads per worker (ranged reads of the shards).
         num_workers (int, default 2): Ray Train workers.
         use_gpu (bool, default False): one GPU per worker (NCCL); otherwise CPU workers (gloo).
         cpus_per_worker (float, default 0.5): CPUs per worker (fractional on small machines so Ray keeps one).
@@ -33,6 +37,9 @@ class TrainJobConfig:
             sharded in fp32; for backbones that do not fit next to their optimiser state).
         shard_backbone (bool, default False): with "fsdp", shard the frozen backbone's blocks too (gathered per
             block) instead of replicating it: for GPUs that cannot hold a replicated bf16 backbone (docs/scale.md).
+        gradient_sync (bool, default True): False is a control, not a way to train: each worker steps its own
+            replica on its part of the global batch with no gradient exchange (the test that W workers compute
+            what one computes runs it to show it would notice a missing synchronisation).
         checkpoint_every (int, default 500): steps between checkpoints (the last step always checkpoints).
         keep_checkpoints (int, default 3): checkpoints kept on storage.
         max_failures (int, default 3): worker-group restarts before the run fails.
@@ -49,13 +56,15 @@ class TrainJobConfig:
     model: GenPropConfig = field(default_factory=GenPropConfig)
     backbone_pretrained: str | None = None
     batch_size: int = 1
-    shuffle_buffer: int = 16
+    global_batch_size: int = 0
     prefetch_batches: int = 4
+    read_threads: int = 4
     num_workers: int = 2
     use_gpu: bool = False
     cpus_per_worker: float = 0.5
     strategy: str = "ddp"
     shard_backbone: bool = False
+    gradient_sync: bool = True
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     max_failures: int = 3
@@ -70,7 +79,9 @@ class TrainJobConfig:
                                        "train.gate_lr_scale": "model.anchoring.gate_lr_scale",
                                        "train.loss.gate_weight": "model.anchoring.gate_weight",
                                        "fail_at_step": "pipelines.train.train(after_step=...), a callback",
-                                       "fail_marker": "pipelines.train.train(after_step=...), a callback"}
+                                       "fail_marker": "pipelines.train.train(after_step=...), a callback",
+                                       "shuffle_buffer": "nothing: each epoch is a shuffle of every sample "
+                                                         "(genprop.training.global_batches); remove it"}
 
     def __post_init__(self):
         if self.strategy not in ("ddp", "fsdp"):
@@ -79,6 +90,19 @@ class TrainJobConfig:
             raise ValueError("shard_backbone needs strategy: fsdp")
         if self.num_workers < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("num_workers, batch_size, checkpoint_every and keep_checkpoints must be >= 1")
+        if self.global_batch_size:
+            split = self.num_workers * self.train.grad_accum
+            if self.global_batch_size < 0 or self.global_batch_size % split:
+                raise ValueError(f"global_batch_size {self.global_batch_size} does not split into num_workers "
+                                 f"{self.num_workers} x train.grad_accum {self.train.grad_accum}")
+            if self.batch_size not in (1, self.global_batch_size // split):
+                raise ValueError(f"batch_size {self.batch_size} contradicts global_batch_size "
+                                 f"{self.global_batch_size} over {split} micro-batches: set one of them")
+
+    def layout(self) -> BatchLayout:
+        """How each step's global batch splits over the workers and micro-batches."""
+        g = self.global_batch_size or self.batch_size * self.num_workers * self.train.grad_accum
+        return BatchLayout(g, self.num_workers, self.train.grad_accum)
 
     @classmethod
     def tiny(cls, **overrides) -> "TrainJobConfig":

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from genprop.errors import GenPropError
 from genprop.losses import RegionLossConfig, drop_task_ids, loss_masks, region_aware_loss
 from genprop.models.genprop_model import GenPropOutput
+from genprop.sample_draws import uniform
 
 
 class NonFiniteLossError(GenPropError):
@@ -62,7 +63,7 @@ def drop_condition(backbone, cond: dict[str, torch.Tensor], prob: float,
     if prob <= 0:
         return cond
     first = next(iter(cond.values()))
-    drop = torch.rand(first.shape[0], generator=generator, device=first.device) < prob
+    drop = uniform(generator, (first.shape[0],), first.device) < prob
     null = backbone.null_condition(cond)
     out = dict(cond)
     for k, v in null.items():

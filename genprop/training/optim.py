@@ -32,6 +32,7 @@ def make_optimizer(groups: list[dict], config: TrainConfig
         config (TrainConfig): lr, betas, weight decay and the schedule.
     """
     param_groups = [{"params": g["params"], "lr": config.lr * g.get("lr_scale", 1.0)} for g in groups]
-    opt = torch.optim.AdamW(param_groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(param_groups, lr=config.lr, betas=tuple(config.betas), eps=config.adam_eps,
+                            weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     return opt, sched

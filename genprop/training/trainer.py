@@ -12,6 +12,7 @@ import time
 import torch
 import torch.nn as nn
 
+from genprop.sample_draws import SampleDraws
 from genprop.training.config import TrainConfig
 from genprop.training.ema import EMA
 from genprop.training.fsdp import copy_into, full_tensor, reshard_optimizer_state
@@ -29,17 +30,27 @@ def make_genprop_objective(config: TrainConfig, model: nn.Module):
     return objective
 
 
+def batch_draws(seed: int, batch: dict, step: int) -> SampleDraws:
+    """The random draws of ``batch`` at ``step``: one generator per sample keyed by its ``keys`` entry (a batch
+    without keys: by its position in the batch), so they do not depend on which worker or micro-batch holds it."""
+    n = batch["target_latents"].shape[0]
+    return SampleDraws(seed, batch.get("keys") or [f"#{i}" for i in range(n)], step)
+
+
 class Trainer:
-    """Owns the optimiser, schedule, EMA, step counter and RNG of one training process.
+    """Owns the optimiser, schedule, EMA and step counter of one training process.
+
+    Every random draw of a step comes from per-sample generators keyed by the run's seed, the sample's key and the
+    step (:func:`batch_draws`), so the trainer holds no RNG state and W workers on a global batch compute what one
+    worker computes on it.
 
     Args:
         model (nn.Module): what the objective calls — a ``GenPropModel`` (``genprop``) or a backbone
             adapter (``i2v``), possibly wrapped in DDP/FSDP.
         config (TrainConfig): objective and optimisation settings.
-        rank (int, default 0): this worker's rank (seeds its RNG with ``config.seed + rank``).
     """
 
-    def __init__(self, model: nn.Module, config: TrainConfig, rank: int = 0):
+    def __init__(self, model: nn.Module, config: TrainConfig):
         self.model, self.config = model, config
         core = unwrap(model)
         if config.objective == "genprop":
@@ -57,10 +68,11 @@ class Trainer:
             p.requires_grad_(True)
         params = list(self.named_trainable.values())
         self.device = params[0].device
+        if self.device.type == "cuda":  # a process-wide switch: one trainer per process
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
         self.optimizer, self.scheduler = make_optimizer(groups, config)
         self.ema = EMA(self.named_trainable, config.ema_decay) if config.ema_decay > 0 else None
         self.step = 0
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + rank)
 
     def _autocast(self):
         if self.config.bf16 and self.device.type == "cuda":
@@ -88,7 +100,7 @@ class Trainer:
         samples = 0
         for batch in micro_batches:
             with self._autocast():
-                terms = self.objective(self.model, batch, self.step, self.generator)
+                terms = self.objective(self.model, batch, self.step, batch_draws(self.config.seed, batch, self.step))
             (terms["loss"] / len(micro_batches)).backward()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -112,14 +124,13 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        """Everything needed to resume exactly: trainable weights, optimiser, schedule, EMA, step, RNG."""
+        """Everything needed to resume exactly: trainable weights, optimiser, schedule, EMA, step."""
         return {
             "step": self.step,
             "trainable": {k: full_tensor(p.detach()).cpu() for k, p in self.named_trainable.items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -135,7 +146,6 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
-        self.generator.set_state(state["generator"])
         self.step = int(state["step"])
 
     def ema_weights(self) -> dict[str, torch.Tensor]:

@@ -30,19 +30,25 @@ def backbone_config_from_dict(kind: str, values: dict) -> BackboneConfig:
     raise ValueError(f"unknown backbone {kind!r}; expected 'svd' or 'wan'")
 
 
-def build_backbone(config: BackboneConfig) -> SVDBackbone | WanBackbone:
+def build_backbone(config: BackboneConfig, dtype=None) -> SVDBackbone | WanBackbone:
     """Load or build the backbone a config describes (pretrained directory / hub id, or tiny/random under seed).
 
     A Wan config with ``first_frame_anchor`` or ``sigma_data`` (the procedural backbone) builds a
     ``PreconditionedWanBackbone``.
+
+    Args:
+        config (BackboneConfig): the backbone.
+        dtype (torch.dtype | None, default None): load the weights in this dtype (``torch_dtype`` of
+            ``from_pretrained``, so a 14B backbone is never whole in fp32 in memory); a built one is cast after
+            building. None: as stored (fp32 for a built one).
     """
     if backbone_kind(config) == "svd":
-        return SVDBackbone.build(config)
+        return SVDBackbone.build(config, dtype)
     if config.first_frame_anchor or config.sigma_data is not None:
         from genprop.models.backbones.wan_preconditioned import PreconditionedWanBackbone
 
-        return PreconditionedWanBackbone.build(config)
-    return WanBackbone.build(config)
+        return PreconditionedWanBackbone.build(config, dtype)
+    return WanBackbone.build(config, dtype)
 
 
 __all__ = ["BackboneConfig", "PixelUnshuffleLatents", "SVDBackbone", "SVDBackboneConfig", "SVDVaeLatents",

@@ -25,6 +25,7 @@ from genprop.models.backbones.export import load_extras, save_backbone
 from genprop.models.backbones.interface import PositionalCapacity, TrainingSample, call_block, freeze, seeded
 from genprop.models.backbones.latent_maps import SVDVaeLatents, choose_latent_map
 from genprop.models.backbones.svd_config import SVDBackboneConfig
+from genprop.sample_draws import normal
 
 
 
@@ -116,17 +117,19 @@ class SVDBackbone(nn.Module):
         return UNetSpatioTemporalConditionModel(**config.unet)
 
     @classmethod
-    def build(cls, config: SVDBackboneConfig) -> "SVDBackbone":
-        """Load from ``config.pretrained`` (a local directory or hub id) or build from config under ``config.seed``."""
+    def build(cls, config: SVDBackboneConfig, dtype=None) -> "SVDBackbone":
+        """Load from ``config.pretrained`` (a local directory or hub id) or build from config under ``config.seed``,
+        in ``dtype`` (None: as stored; see ``build_backbone``)."""
         from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
         with seeded(config.seed):
             if config.pretrained:
-                unet = UNetSpatioTemporalConditionModel.from_pretrained(config.pretrained, subfolder="unet")
-                vae = (AutoencoderKLTemporalDecoder.from_pretrained(config.pretrained, subfolder="vae")
+                p = config.pretrained
+                unet = UNetSpatioTemporalConditionModel.from_pretrained(p, subfolder="unet", torch_dtype=dtype)
+                vae = (AutoencoderKLTemporalDecoder.from_pretrained(p, subfolder="vae", torch_dtype=dtype)
                        if config.latent_map == "vae" else None)
-                enc = (CLIPVisionModelWithProjection.from_pretrained(config.pretrained, subfolder="image_encoder")
+                enc = (CLIPVisionModelWithProjection.from_pretrained(p, subfolder="image_encoder", torch_dtype=dtype)
                        if config.image_encoder is not None else None)
             else:
                 unet = cls.build_unet(config)
@@ -139,7 +142,7 @@ class SVDBackbone(nn.Module):
         processor = load_processor(config.pretrained, "feature_extractor") if enc is not None else None
         backbone = cls(config, unet, latent_map, enc, processor)
         load_extras(backbone, config.pretrained)  # learned null embedding of an exported world backbone
-        return backbone
+        return backbone if dtype is None else backbone.to(dtype)
 
     # ------------------------------------------------------------------------- data and condition
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
@@ -195,9 +198,9 @@ class SVDBackbone(nn.Module):
     def training_sample(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> TrainingSample:
         """EDM noising of clean latents (B, T, C, h, w): log sigma ~ N(p_mean, p_std)."""
         b = latents.shape[0]
-        log_sigma = torch.randn(b, generator=generator, device=latents.device) * self.config.p_std + self.config.p_mean
+        log_sigma = normal(generator, (b,), latents.device) * self.config.p_std + self.config.p_mean
         sigma = log_sigma.exp().to(latents.dtype).view(b, 1, 1, 1, 1)
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        noise = normal(generator, latents.shape, latents.device, latents.dtype)
         noisy = latents + sigma * noise
         c_in = 1 / (sigma**2 + 1).sqrt()
         c_skip = 1 / (sigma**2 + 1)

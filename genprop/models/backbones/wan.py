@@ -23,6 +23,7 @@ from genprop.models.backbones.latent_maps import latent_frame_count
 from genprop.models.backbones.conditioning import clean_prompt, default_clip_processor, to_pil
 from genprop.models.backbones.wan_config import WanBackboneConfig
 from genprop.models.backbones.wan_loading import build_transformer, load_wan_parts, make_wan_scheduler
+from genprop.sample_draws import normal, uniform
 
 
 # Wan2.1-I2V-480P's training size; the default working area of a real-size Wan.
@@ -133,11 +134,11 @@ class WanBackbone(nn.Module):
         return build_transformer(config)
 
     @classmethod
-    def build(cls, config: WanBackboneConfig) -> "WanBackbone":
-        """Load from ``config.pretrained`` (a local directory or hub id) or build from config under ``config.seed``."""
-        backbone = cls(config, *load_wan_parts(config))
+    def build(cls, config: WanBackboneConfig, dtype=None) -> "WanBackbone":
+        """Load from ``config.pretrained`` (a directory or hub id) or build under ``config.seed``, in ``dtype``."""
+        backbone = cls(config, *load_wan_parts(config, dtype))
         load_extras(backbone, config.pretrained)  # learned null text embedding of an exported world backbone
-        return backbone
+        return backbone if dtype is None else backbone.to(dtype)
 
     # ------------------------------------------------------------------------- data and condition
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
@@ -221,10 +222,10 @@ class WanBackbone(nn.Module):
     def training_sample(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> TrainingSample:
         """Flow-matching noising of clean latents (B, T_lat, C, h, w) with shifted uniform sigma."""
         b = latents.shape[0]
-        u = torch.rand(b, generator=generator, device=latents.device)
+        u = uniform(generator, (b,), latents.device)
         shift = self.config.flow_shift
         sigma = (shift * u / (1 + (shift - 1) * u)).to(latents.dtype)
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        noise = normal(generator, latents.shape, latents.device, latents.dtype)
         s = sigma.view(b, 1, 1, 1, 1)
         return TrainingSample(model_input=(1 - s) * latents + s * noise, timestep=sigma * 1000,
                               target=noise - latents)

@@ -23,11 +23,11 @@ def build_transformer(config: WanBackboneConfig) -> nn.Module:
 SCHEDULERS = ("auto", "flow_match_euler", "unipc")
 
 
-def load_wan_parts(config: WanBackboneConfig) -> tuple:
+def load_wan_parts(config: WanBackboneConfig, dtype=None) -> tuple:
     """(transformer, latent map, text encoder, tokenizer, image encoder, image processor, scheduler config) of
     ``config``: from ``config.pretrained`` (a local directory or hub id, the pipeline's subfolders), else built
     under ``config.seed`` (no image processor: the adapter uses the pipelines' preprocessing at the encoder's size;
-    no scheduler config).
+    no scheduler config). Pretrained weights load in ``dtype`` (None: as stored).
 
     Raises:
         ValueError: an unknown ``latent_map``.
@@ -39,9 +39,11 @@ def load_wan_parts(config: WanBackboneConfig) -> tuple:
     with seeded(config.seed):
         if config.pretrained:
             p = config.pretrained
-            transformer = WanTransformer3DModel.from_pretrained(p, subfolder="transformer")
-            vae = AutoencoderKLWan.from_pretrained(p, subfolder="vae") if config.latent_map == "vae" else None
-            text = UMT5EncoderModel.from_pretrained(p, subfolder="text_encoder") if config.text_encoder else None
+            transformer = WanTransformer3DModel.from_pretrained(p, subfolder="transformer", torch_dtype=dtype)
+            vae = (AutoencoderKLWan.from_pretrained(p, subfolder="vae", torch_dtype=dtype)
+                   if config.latent_map == "vae" else None)
+            text = (UMT5EncoderModel.from_pretrained(p, subfolder="text_encoder", torch_dtype=dtype)
+                    if config.text_encoder else None)
             # an exported tiny backbone has no tokenizer files (it uses the byte tokenizer)
             if text is not None and not (os.path.isdir(p) and not os.path.isdir(os.path.join(p, "tokenizer"))):
                 from transformers import AutoTokenizer
@@ -49,7 +51,8 @@ def load_wan_parts(config: WanBackboneConfig) -> tuple:
                 tok_cls = component_class(p, "tokenizer") or AutoTokenizer  # the class the pipeline loads
                 tok = tok_cls.from_pretrained(p, subfolder="tokenizer")
             image_cls = component_class(p, "image_encoder") or CLIPVisionModel  # hidden states: either class
-            image = image_cls.from_pretrained(p, subfolder="image_encoder") if config.image_encoder else None
+            image = (image_cls.from_pretrained(p, subfolder="image_encoder", torch_dtype=dtype)
+                     if config.image_encoder else None)
             processor = load_processor(p, "image_processor") if image is not None else None
             scheduler = _folder_scheduler_config(p)
         else:
