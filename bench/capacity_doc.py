@@ -49,7 +49,7 @@ def _fit(c, tokens=32760, dim=5120) -> float:
 def section_memory(p: dict, W: dict, co: dict, mem: dict, lv: dict) -> list:
     ck = p["checks"]
     enc = sum(W["encoders"].values())
-    build = 4 * (W["backbone"] + W["trainable"] + W["encoders"]["VAE"]) + 2 * (enc - W["encoders"]["VAE"])
+    build = 2 * (W["backbone"] + enc) + 4 * W["trainable"]  # bf16 frozen parts (build_model), fp32 trainable
     coef_rows = [[{"frozen": "G's block (bf16, frozen; batch 1)", "mpd": "MPD block (fp32 under bf16 autocast)",
                    "sce": "SCE block (fp32, autocast off; batch 2)"}[k]]
                  + [f"{co[k][q][0]:.1f}" for q in ("saved", "peak", "saved_ckpt", "peak_ckpt")]
@@ -77,8 +77,9 @@ def section_memory(p: dict, W: dict, co: dict, mem: dict, lv: dict) -> list:
         br.append([row] + [gib(mem[f"81/{c}"][f"{s}/8"][key]) for s in STRATEGIES for c in ("ckpt", "no-ckpt")])
     br.append(["peak phase"] + [mem[f"81/{c}"][f"{s}/8"]["phase"] for s in STRATEGIES for c in ("ckpt", "no-ckpt")])
     lever_rows = [[name, gib(lv[49][i]), gib(lv[81][i])] for i, name in enumerate((
-        "as shipped (`strategy: fsdp`)", "+ the worker does not hold UMT5, CLIP and the VAE",
-        "+ each SCE block its own FSDP unit", "+ G's blocks sharded too", "+ the SCE in bf16 (estimate)"))]
+        "the whole SCE one FSDP unit (for comparison)", "as shipped (`strategy: fsdp`: an FSDP unit per SCE block)",
+        "+ the worker does not hold UMT5, CLIP and the VAE", "+ G's blocks sharded too (`shard_backbone: true`)",
+        "+ the SCE in bf16 (estimate)"))]
     a81 = mem["81/ckpt"]["activations"]
     return ["## 2. Per-GPU memory: Wan2.1 I2V 14B-480P GenProp\n",
             "**What a GPU holds at the step's peak.** G's weights: bf16, replicated (`shard_model` casts the "
@@ -88,9 +89,9 @@ def section_memory(p: dict, W: dict, co: dict, mem: dict, lv: dict) -> list:
             "them to bf16 with it, and the step never runs them (the shards hold their outputs). The trainable state: "
             "fp32 master weights, fp32 gradients, AdamW's two fp32 moments and the fp32 EMA (20 B per parameter), "
             "1/N each. FSDP's transients: each FSDP2 unit's full fp32 parameters while it runs and its unsharded "
-            "gradients until its reduce-scatter; today the whole SCE is one unit (`fully_shard(model.sce)`, "
-            f"{gib(4 * W['sce'])} GiB of parameters, gathered for its forward and again for its backward, where its "
-            "gradients accumulate too). Activations, by phase (below). The total is the largest phase: activations "
+            "gradients until its reduce-scatter; each SCE block is a unit of its own, so one block's parameters are "
+            f"gathered at a time (the whole SCE as one unit would gather {gib(4 * W['sce'])} GiB for its forward and "
+            "again for its backward, where its gradients accumulate too). Activations, by phase (below). The total is the largest phase: activations "
             "and the units gathered at that moment, plus the static part.\n",
             "**Activations: measured on scaled-down blocks, extrapolated** (`capacity_measure.wan_coefficients`). "
             "A diffusers `WanTransformerBlock` with the real head_dim 128, the real 769 context tokens (512 text + 257 "
@@ -140,18 +141,19 @@ def section_memory(p: dict, W: dict, co: dict, mem: dict, lv: dict) -> list:
             "**Per-GPU memory (GiB), 480x832, batch 1**:\n", _t(head, tot_rows),
             "Where it goes, 81 frames on 8 GPUs (GiB):\n",
             _t(["", *[f"{s}, {c}" for s in STRATEGIES for c in ("ckpt", "no ckpt")]], br),
-            "Strategies: " + "; ".join(f"**{k}**: {v}" for k, v in STRATEGIES.items()) + ". The sharded strategies "
-            "are not implemented (`genprop/training/fsdp.py` keeps G out of FSDP and wraps the SCE whole).\n",
+            "Strategies: " + "; ".join(f"**{k}**: {v}" for k, v in STRATEGIES.items()) + ".\n",
             "**What brings the shipped deployment under 80 GiB** (64 GPUs, checkpointing, GiB per GPU, cumulative):\n",
             _t(["change", "49 frames (wan.yaml)", "81 frames"], lever_rows),
             "The bf16 SCE row uses the MPD's coefficients (fp32 weights under bf16 autocast) at the SCE's batch; it "
             "gives up what `fp32_sce_under_autocast` protects (L_grad's finite difference in fp32).\n",
-            f"**Before the first step**: `train_loop_per_worker` builds the model on the CPU in fp32 (diffusers' "
-            f"default dtype; UMT5 and CLIP in their checkpoint's, bf16 assumed) and moves it with `model.to(device)` "
-            f"before `shard_model` casts G to bf16: {gib(build)} GiB on the GPU at that moment, on any N, and as "
-            f"much host memory per worker (8 workers per node: {gib(8 * build)} GiB). Casting G to bf16 before the "
-            f"move (and not building the encoders) brings that moment to {gib(2 * W['backbone'] + 4 * W['trainable'])} "
-            "GiB.\n"]
+            f"**Before the first step**: `train_loop_per_worker` builds the model on the CPU with the frozen backbone, "
+            f"its encoders and VAE loaded in bf16 (`build_model` with `backbone_dtype`: `from_pretrained(torch_dtype="
+            f"torch.bfloat16)` under `strategy: fsdp` on GPUs) and the SCE, MPD and task embeddings in fp32, then "
+            f"moves it with `model.to(device)` before `shard_model` shards the trainable parts: {gib(build)} GiB on the "
+            f"GPU at that moment, on any N, and as much host memory per worker (8 workers per node: "
+            f"{gib(8 * build)} GiB). Loaded in fp32 and cast afterwards it would be "
+            f"{gib(4 * (W['backbone'] + W['trainable'] + sum(W['encoders'].values())))} GiB; not building the "
+            f"encoders would bring it to {gib(2 * W['backbone'] + 4 * W['trainable'])} GiB.\n"]
 
 
 def section_svd(p: dict, S: dict) -> list:
@@ -224,11 +226,11 @@ def section_time(p: dict, W: dict, ge: int) -> list:
             _t(["frames", "part", "forward", "backward", "recompute", "total"], rows),
             f"Seconds per step per GPU at {MFU:.0%} of peak (dense bf16 312 / 989, TF32 156 / 494.5, FP32 19.5 / 66.9 "
             f"TFLOP/s, A100 / H100 SXM), mean over `grad_every: {ge}` (L_grad on one step of {ge}), G and the MPD in "
-            "bf16; in brackets samples/s per GPU. The SCE's precision decides it: **fp32** is what the code runs "
-            "(`fp32_sce_under_autocast: true`, and PyTorch's default matmul precision has TF32 off); **TF32** is "
-            "`torch.backends.cuda.matmul.allow_tf32 = True` (fp32 storage, TF32 tensor cores); **bf16** is "
-            "`fp32_sce_under_autocast: false`:\n",
-            _t(["frames", "GPU", "SCE fp32 (as shipped)", "SCE TF32", "SCE bf16"], trow),
+            "bf16; in brackets samples/s per GPU. The SCE's precision decides it: **fp32** is `fp32_sce_under_autocast: "
+            "true` with `train.tf32: false` (PyTorch's default, TF32 off); **TF32** is what the code runs "
+            "(`train.tf32: true`, the default: `torch.backends.cuda.matmul.allow_tf32`, fp32 storage on TF32 tensor "
+            "cores); **bf16** is `fp32_sce_under_autocast: false`:\n",
+            _t(["frames", "GPU", "SCE fp32", "SCE TF32 (as shipped)", "SCE bf16"], trow),
             "The TF32 column assumes the SCE's attention runs on tensor cores too; self-attention is "
             + " and ".join(f"{a['self_attn'] / sum(a.values()):.0%}" for a in (
                 block_forward(wan_tokens(f, 480, 832), 5120, 13824) for f in (49, 81)))
@@ -258,8 +260,8 @@ def section_paper(p: dict, ge: int) -> list:
            "parameters. Clips: 360p as 352 x 640 (Wan needs multiples of 16), 32 / 64 / 128 frames padded to 33 / "
            "65 / 129 (T = 1 mod 4, as `pad_frames` does). GPU-hours = steps x global batch x seconds per sample "
            f"(section 4: batch 1 per GPU, checkpointing, mean over `grad_every: {ge}`); days = GPU-hours / global "
-           "batch / 24 on as many GPUs as the global batch. The memory column is per GPU with checkpointing, G "
-           "sharded and per-block SCE units (the best strategy of section 2) at N = 32 / 64.\n"]
+           "batch / 24 on as many GPUs as the global batch. The memory column is per GPU with checkpointing and G "
+           "sharded (the smaller strategy of section 2) at N = 32 / 64.\n"]
     for g in GPUS:
         rows = []
         for f, v in p["paper"].items():

@@ -20,10 +20,10 @@ GPUS = {"A100 80GB": dict(bf16=312e12, tf32=156e12, fp32=19.5e12, memory=80 * GI
         "H100 80GB": dict(bf16=989e12, tf32=494.5e12, fp32=66.9e12, memory=80 * GIB, nvlink=450e9, network=50e9)}
 GPU_COUNTS = (8, 16, 64)
 STATE = 4 + 4 + 8 + 4  # bytes per trainable parameter: fp32 master, fp32 gradient, AdamW's two moments, fp32 EMA
-STRATEGIES = {"replicated": "backbone replicated in bf16, SCE / MPD / tasks one FSDP unit each "
-                            "(today's `strategy: fsdp`)",
-              "sharded": "backbone sharded per block too (one block gathered, one prefetched)",
-              "sharded+blocks": "backbone sharded, and each SCE block its own FSDP unit"}
+STRATEGIES = {"replicated": "backbone replicated in bf16; each SCE block its own FSDP unit, the SCE's other layers, "
+                            "the MPD and the task embeddings one unit each (`strategy: fsdp`)",
+              "sharded": "the same with the backbone's blocks sharded too, one gathered and one prefetched while G "
+                         "runs (`strategy: fsdp` with `shard_backbone: true`)"}
 TEXT_TOKENS, IMAGE_TOKENS = 512, 257  # UMT5 states (zero-padded to 512) and CLIP-H penultimate states
 
 
@@ -224,11 +224,12 @@ def wan_activations(coef: dict, tokens: int, checkpointing: bool, layers: int = 
 def per_gpu(facts: dict, act: dict, n: int, strategy: str, backbone_bytes: int = 2, encoders: bool = True) -> dict:
     """Per-GPU bytes: weights, encoders, trainable state, FSDP's gathered units and activations, phase by phase.
 
-    ``replicated``: the backbone in bf16 on every GPU, the SCE, MPD and task embeddings each one FSDP2 unit
-    (``genprop/training/fsdp.py``): the SCE's fp32 parameters are gathered whole for its forward and again for
-    its backward, where its unsharded gradients accumulate until the unit's reduce-scatter. ``sharded``: the
-    backbone's blocks sharded too (1/N of its weights, plus the running block and the prefetched next one
-    gathered while G runs). ``+blocks``: each SCE block its own unit. ``ddp``: everything replicated, backbone in
+    ``replicated``: the backbone in bf16 on every GPU, each SCE block an FSDP2 unit, the SCE's other layers, the MPD
+    and the task embeddings one unit each (``genprop/training/fsdp.py``). ``sharded``: the backbone's blocks sharded
+    too (1/N of its weights, plus the running block and the prefetched next one gathered while G runs).
+    ``+sce-unit``: the whole SCE one unit instead (its fp32 parameters gathered whole for its forward and again for
+    its backward, where its unsharded gradients accumulate until the reduce-scatter; what the per-block units
+    save, for the levers table). ``ddp``: everything replicated, backbone in
     fp32 (DDP does not cast it), gradients once more in DDP's buckets. ``encoders``: the worker holds the text and
     image encoders and the VAE it builds with the backbone (``build_backbone`` loads them; the step never runs them).
     """
@@ -241,7 +242,7 @@ def per_gpu(facts: dict, act: dict, n: int, strategy: str, backbone_bytes: int =
         weights, state, gather_g = backbone_bytes * p_g, STATE * p_t / n, 0
     else:
         weights, state, gather_g = backbone_bytes * p_g / n, STATE * p_t / n, 2 * backbone_bytes * blk
-    unit = not strategy.endswith("+blocks")  # the SCE is one FSDP unit
+    unit = strategy.endswith("+sce-unit")  # the SCE is one FSDP unit
     mpd_unit = 8 * facts["mpd"] if strategy != "ddp" else 0
     gather_sce_fwd = (4 * p_sce if unit else 8 * sce_blk) if strategy != "ddp" else 0
     phases = {"fwd": act["fwd"] + gather_g + mpd_unit / 2, "sce_fwd": act["sce_end"] + gather_sce_fwd,

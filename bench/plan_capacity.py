@@ -37,8 +37,11 @@ def deployment(name: str) -> dict:
     with open(os.path.join(HERE, "jobs", "configs", f"{name}.yaml")) as f:
         cfg = yaml.safe_load(f)
     tr, sh = cfg["train"], cfg["shards"]
-    return {"frames": sh["frames"], "height": sh["height"], "width": sh["width"], "batch": tr.get("batch_size", 1),
+    per_gpu_batch = tr.get("global_batch_size", 0) // (tr["num_workers"] * tr["train"].get("grad_accum", 1))
+    return {"frames": sh["frames"], "height": sh["height"], "width": sh["width"],
+            "batch": per_gpu_batch or tr.get("batch_size", 1),
             "workers": tr["num_workers"], "strategy": tr.get("strategy", "ddp"),
+            "shard_backbone": tr.get("shard_backbone", False),
             "checkpointing": tr["train"].get("gradient_checkpointing", False),
             "grad_every": tr["train"].get("loss", {}).get("grad_every", 1), "sce_blocks": tr["model"].get("sce_blocks"),
             "encode_actors": sh.get("encode_actors"), "clips_per_video": sh.get("clips_per_video")}
@@ -144,13 +147,13 @@ def plan(quick: bool = False, real_check: bool = True) -> dict:
         cf.wan_tokens(f, 352, 640)), **{f"{g}/{prec}": mean_step_seconds(
         tr, k, cf.wan_tokens(f, 352, 640), True, GPUS[g], prec, ge, mo) for g in GPUS for prec in ("fp32", "tf32")},
         "memory": {n: per_gpu(wan, wan_activations(coef, cf.wan_tokens(f, 352, 640), True, layers, k, D), n,
-                              "sharded+blocks")["total"] for n in (32, 64)}} for f in (33, 65, 129)}
+                              "sharded")["total"] for n in (32, 64)}} for f in (33, 65, 129)}
     # 7. what brings the shipped deployment (wan.yaml: 64 GPUs, checkpointing) under 80 GB, cumulatively
     out["levers"] = {f: [per_gpu(wan, wan_activations(coef, cf.wan_tokens(f, 480, 832), True, layers, k, D,
                                                       bf16_sce=b16), 64, s, encoders=e)["total"]
-                         for s, e, b16 in (("replicated", True, False), ("replicated", False, False),
-                                           ("replicated+blocks", False, False), ("sharded+blocks", False, False),
-                                           ("sharded+blocks", False, True))] for f in (49, 81)}
+                         for s, e, b16 in (("replicated+sce-unit", True, False), ("replicated", True, False),
+                                           ("replicated", False, False), ("sharded", False, False),
+                                           ("sharded", False, True))] for f in (49, 81)}
     # 8. beyond 80 GB
     out["limits"] = {f"{h}x{w}/{s}/{n}": frames_over(coef, wan, h, w, s, n)
                      for h, w in ((480, 832), (720, 1280)) for s in STRATEGIES for n in (8, 64)}
@@ -160,7 +163,7 @@ def plan(quick: bool = False, real_check: bool = True) -> dict:
     for frames, h, w in ((81, 480, 832), (81, 720, 1280), (129, 720, 1280)):
         tokens = cf.wan_tokens(frames, h, w)
         act = wan_activations(coef, tokens, True, layers, k, D)
-        for s in ("sharded", "sharded+blocks"):
+        for s in STRATEGIES:
             u = next((u for u in (1, 2, 4, 8, 16, 32, 64) if per_gpu(
                 wan, {q: v / u for q, v in act.items()}, 64, s)["total"] <= 80 * GIB), None)
             cp[f"{frames}x{h}x{w}/{s}"] = {"tokens": tokens, "u": u, **{name: context_parallel(
@@ -209,7 +212,7 @@ def render(p: dict, command: str, machine: str) -> str:
     pap = p["paper"][129]
     gh = 20000 * 64 * pap[f"{h100}/tf32"] / 3600
     enc_n = sum(W["encoders"].values())
-    build = 4 * (W["backbone"] + W["trainable"] + W["encoders"]["VAE"]) + 2 * (enc_n - W["encoders"]["VAE"])
+    build = 2 * (W["backbone"] + enc_n) + 4 * W["trainable"]  # bf16 frozen parts, fp32 trainable ones
     lv = p["levers"]
     L = ["# Capacity plan: training GenProp on a GPU cluster\n",
          f"Command: `{command}` (`bench/plan_capacity.py` with `bench/capacity_measure.py`, "
@@ -226,27 +229,31 @@ def render(p: dict, command: str, machine: str) -> str:
          f"{'on' if ds['checkpointing'] else 'off'}). Memory is the peak of a step with L_grad's perturbed SCE pass "
          "(`grad_every` lowers the mean cost, not the peak).\n",
          "## Summary\n",
-         f"- **Wan2.1 I2V 14B, 81 frames at 480x832, 8 GPUs, per GPU**: backbone replicated (what `strategy: fsdp` "
-         f"does today) {tot('81/ckpt', 'replicated', 8)} GiB with checkpointing, {tot('81/no-ckpt', 'replicated', 8)}"
-         f" GiB without; backbone sharded {tot('81/ckpt', 'sharded', 8)} / {tot('81/no-ckpt', 'sharded', 8)} GiB; "
-         f"sharded with per-block SCE units {tot('81/ckpt', 'sharded+blocks', 8)} / "
-         f"{tot('81/no-ckpt', 'sharded+blocks', 8)} GiB. None fits an 80 GiB GPU: the activations alone are "
+         f"- **Wan2.1 I2V 14B, 81 frames at 480x832, 8 GPUs, per GPU**: backbone replicated (`strategy: fsdp`) "
+         f"{tot('81/ckpt', 'replicated', 8)} GiB with checkpointing, {tot('81/no-ckpt', 'replicated', 8)}"
+         f" GiB without; backbone sharded (`shard_backbone: true`) {tot('81/ckpt', 'sharded', 8)} / "
+         f"{tot('81/no-ckpt', 'sharded', 8)} GiB. None fits an 80 GiB GPU: the activations alone are "
          f"{gib(m81['activations']['peak'])} GiB with checkpointing; context parallelism of degree "
-         f"{p['context_parallel']['81x480x832/sharded+blocks']['u']} (sharded, per-block units, 64 GPUs) brings it "
-         "under (section 7).\n",
-         f"- **The shipped `wan.yaml` does not fit on 80 GB GPUs**: {dw['frames']} frames on {dw['workers']} GPUs "
-         f"need {gib(lv[49][0])} GiB per GPU as configured. Not loading the condition encoders and VAE on the "
-         f"training workers, an FSDP unit per SCE block, sharding the backbone and running the SCE in bf16 bring it "
-         f"to {gib(lv[49][1])}, {gib(lv[49][2])}, {gib(lv[49][3])} and {gib(lv[49][4])} GiB (cumulative, section 2). "
-         f"Before any of that, the worker's `model.to(device)` puts the whole fp32 model on the GPU before "
-         f"`shard_model` casts the backbone to bf16: about {gib(build)} GiB.\n",
-         f"- **Step time, {dw['frames']} frames**, mean over `grad_every: {ge}`: {t[f'49/{a100}/fp32']:.0f} s on an "
-         f"A100 and {t[f'49/{h100}/fp32']:.0f} s on an H100 as shipped (the SCE in fp32 without TF32: "
-         f"`fp32_sce_under_autocast`), {t[f'49/{a100}/tf32']:.0f} s / {t[f'49/{h100}/tf32']:.0f} s with TF32 "
-         f"matmuls, {t[f'49/{a100}/bf16']:.0f} s / {t[f'49/{h100}/bf16']:.0f} s with the SCE in bf16.\n",
+         f"{p['context_parallel']['81x480x832/sharded']['u']} (sharded, 64 GPUs) brings it under (section 7).\n",
+         f"- **The shipped `wan.yaml` fits on 80 GB GPUs because it shards the backbone**: {dw['frames']} frames on "
+         f"{dw['workers']} GPUs need {gib(lv[49][1])} GiB per GPU with the backbone replicated ({gib(lv[49][0])} "
+         f"with the whole SCE one FSDP unit) and {tot('49/ckpt', 'sharded', 64)} GiB with it sharded, what "
+         f"`wan.yaml` sets (`shard_backbone: {str(dw['shard_backbone']).lower()}`). Not loading the condition "
+         f"encoders and VAE on the training workers, sharding the backbone and running the SCE in bf16 bring the "
+         f"replicated figure to {gib(lv[49][2])}, {gib(lv[49][3])} and {gib(lv[49][4])} GiB (cumulative, "
+         f"section 2). "
+         f"While it starts, a worker holds the model whole before `shard_model` shards the trainable parts: "
+         f"{gib(build)} GiB, as `build_model` loads the frozen backbone and encoders in bf16 "
+         f"(`from_pretrained(torch_dtype=...)`, `pipelines.train_worker.backbone_dtype`) and the SCE and MPD in "
+         f"fp32.\n",
+         f"- **Step time, {dw['frames']} frames**, mean over `grad_every: {ge}`: {t[f'49/{a100}/tf32']:.0f} s on an "
+         f"A100 and {t[f'49/{h100}/tf32']:.0f} s on an H100 as shipped (the SCE in fp32 storage on TF32 matmuls: "
+         f"`fp32_sce_under_autocast`, `train.tf32`), {t[f'49/{a100}/fp32']:.0f} s / {t[f'49/{h100}/fp32']:.0f} s "
+         f"in full fp32 (`tf32: false`), {t[f'49/{a100}/bf16']:.0f} s / {t[f'49/{h100}/bf16']:.0f} s with the SCE in "
+         f"bf16.\n",
          f"- **GPU-hours, example**: the paper's longest clips (128 frames at 360p, padded to 129 at 352x640), "
          f"20 000 steps at global batch 64 on H100s with TF32: {gh:,.0f} GPU-hours ({gh / 64 / 24:.1f} days on 64 "
-         f"GPUs); as shipped (fp32 SCE) {20000 * 64 * pap[f'{h100}/fp32'] / 3600:,.0f}.\n",
+         f"GPUs, as shipped); in full fp32 {20000 * 64 * pap[f'{h100}/fp32'] / 3600:,.0f}.\n",
          f"- **SVD-XT, 25 frames at 576x1024** as shipped (`ddp`, checkpointing): "
          f"{gib(p['svd_memory']['ckpt']['ddp/8']['total'])} GiB per GPU; the activations alone peak at "
          f"{gib(p['svd_memory']['ckpt']['measured']['peak'])} GiB (at \"{p['svd_memory']['ckpt']['measured']['at']}\": "

@@ -36,7 +36,9 @@ def test_sharding_the_backbone_uses_less_memory_than_replicating_it(plan):
     for key in plan["wan_memory"]:
         for n in GPU_COUNTS:
             assert _total(plan, key, "sharded", n) < _total(plan, key, "replicated", n), (key, n)
-            assert _total(plan, key, "sharded+blocks", n) <= _total(plan, key, "sharded", n), (key, n)
+    # an FSDP unit per SCE block (what shard_model does) holds less at the peak than the whole SCE as one unit
+    for frames in (49, 81):
+        assert plan["levers"][frames][1] < plan["levers"][frames][0], frames
 
 
 def test_checkpointing_and_shorter_clips_use_less_memory(plan):
@@ -64,5 +66,5 @@ def test_analytic_flops_agree_with_flop_counter_mode(plan):
 def test_activations_scale_with_tokens_and_context_parallelism_helps(plan):
     a49, a81 = (plan["wan_memory"][f"{f}/ckpt"]["activations"]["peak"] for f in (49, 81))
     assert a81 / a49 == pytest.approx(32760 / 20280, rel=0.05)
-    cp = plan["context_parallel"]["81x480x832/sharded+blocks"]
+    cp = plan["context_parallel"]["81x480x832/sharded"]
     assert cp["u"] is not None and cp["u"] > 1 and 40 % cp["u"] == 0  # Ulysses splits Wan's 40 heads
