@@ -215,11 +215,11 @@ def test_shards_for_another_backbone_or_shape_are_refused(local_shards):
 def test_the_index_comes_from_the_manifest_and_a_corrupt_sample_is_skipped_and_counted(local_shards, tmp_path):
     from genprop.errors import DataError
     from genprop.training.global_batches import BatchLayout, GlobalBatchReader
-    from genprop.training.sample_index import _from_tar_headers, index_shards, read_sample
+    from genprop.training.sample_index import index_from_tar_headers, index_shards, read_sample
 
     shards = list_shards(local_shards)
     refs = index_shards(shards)  # from the manifest parts: no tar read
-    assert refs == [r for url in shards for r in _from_tar_headers(url)]
+    assert refs == [r for url in shards for r in index_from_tar_headers(url)]
     assert [read_sample(r) for r in refs] == [s for url in shards for s in iter_tar_samples(url)]
     with open(shards[0].replace("file://", ""), "rb") as f:
         data = bytearray(f.read())

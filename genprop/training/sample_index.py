@@ -35,7 +35,8 @@ def manifest_part_url(shard_url: str) -> str:
     return storage.join(root, "_manifest", name.replace(".tar", ".parquet"))
 
 
-def _from_manifest(shard_url: str, part: bytes) -> list[SampleRef]:
+def index_from_manifest(shard_url: str, part: bytes) -> list[SampleRef]:
+    """The samples of ``shard_url`` from its manifest part (Parquet bytes): the ok rows in plan order, end to end."""
     rows = [r for r in read_manifest(part).to_pylist() if r["kind"] == "sample" and r["status"] == "ok"]
     rows.sort(key=lambda r: r["position"])
     refs, offset = [], 0
@@ -45,7 +46,8 @@ def _from_manifest(shard_url: str, part: bytes) -> list[SampleRef]:
     return refs
 
 
-def _from_tar_headers(shard_url: str) -> list[SampleRef]:
+def index_from_tar_headers(shard_url: str) -> list[SampleRef]:
+    """The samples of ``shard_url`` from its tar headers (a seekable read that skips the payloads)."""
     spans: dict[str, list[int]] = {}
     with storage.open_url(shard_url, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
         for info in tar:  # a seekable read: the headers only, the payloads are skipped
@@ -74,7 +76,7 @@ def index_shards(shards: list[str]) -> list[SampleRef]:
         except FileNotFoundError:
             part = None
         try:
-            refs += _from_manifest(url, part) if part is not None else _from_tar_headers(url)
+            refs += index_from_manifest(url, part) if part is not None else index_from_tar_headers(url)
         except (OSError, tarfile.TarError, KeyError, ValueError) as e:
             raise DataError(url, f"cannot index the shard ({type(e).__name__}: {e})") from e
     if not refs:
