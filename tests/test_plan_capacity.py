@@ -68,3 +68,17 @@ def test_activations_scale_with_tokens_and_context_parallelism_helps(plan):
     assert a81 / a49 == pytest.approx(32760 / 20280, rel=0.05)
     cp = plan["context_parallel"]["81x480x832/sharded"]
     assert cp["u"] is not None and cp["u"] > 1 and 40 % cp["u"] == 0  # Ulysses splits Wan's 40 heads
+
+
+def test_the_gpu_fsdp_step_bench_runs_as_a_cpu_smoke(monkeypatch):
+    """``make gpu`` runs bench/bench_fsdp_gpu.py on CUDA; here its CPU smoke: a one-process FSDP step trains and the
+    plan's prediction for the same counts is there."""
+    import bench_fsdp_gpu
+
+    from tests.ray_cluster import free_port
+
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    out = bench_fsdp_gpu.main(["--device", "cpu", "--heads", "1", "--layers", "4", "--frames", "5", "--height", "64",
+                               "--width", "64", "--steps", "1"])
+    assert out["tokens"] == 32 and out["parameters"]["sce_blocks"] == 1 and out["flops"] > 0
+    assert out["predicted_gib"] > 0 and out["loss"] == out["loss"]  # finite
