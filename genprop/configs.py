@@ -46,6 +46,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return tuple(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 (PyYAML) reads 1e-8 without a dot as a string: a number written so is still a number
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a number") from None
     return value
 
 

@@ -27,6 +27,14 @@ def test_yaml_round_trip_with_overrides(tmp_path):
     assert configs.load(Outer, str(tmp_path / "c.json")) == cfg
 
 
+def test_a_number_yaml_reads_as_a_string_is_a_number_and_a_word_is_an_error(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 1e-8\n")  # PyYAML: no dot, so the string "1e-8"
+    assert configs.load(Outer, str(tmp_path / "c.yaml")).lr == 1e-8
+    (tmp_path / "bad.yaml").write_text("lr: fast\n")
+    with pytest.raises(configs.ConfigError, match=r"bad.yaml:lr: 'fast' is not a number"):
+        configs.load(Outer, str(tmp_path / "bad.yaml"))
+
+
 def test_unknown_key_names_file_and_key(tmp_path):
     (tmp_path / "bad.yaml").write_text("nmae: y\n")
     with pytest.raises(configs.ConfigError, match=r"bad.yaml.*unknown key\(s\) \['nmae'\]"):
