@@ -22,6 +22,7 @@ from genprop import configs, storage
 from genprop.shards import ShardsConfig
 from genprop.training.job_config import TrainJobConfig
 from genprop.training.objectives import NonFiniteLossError
+from genprop.training.sample_index import index_shards
 from genprop.training.shard_check import ShardSet, check_shards
 from pipelines.train_worker import nonfinite_marker, train_loop_per_worker
 
@@ -53,8 +54,10 @@ def make_trainer(job: TrainJobConfig, shard_set: ShardSet, after_step=None):
     val_shard = shards.pop() if len(shards) > 1 else None
     resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if job.use_gpu else {})}
     path, fs = storage_for(job.output)
+    # the sample index is built once, here (one manifest read per shard; a shard that cannot be indexed fails
+    # before any worker starts), and shipped to every worker
     loop_config = {"job": configs.to_dict(job), "shards_config": configs.to_dict(shard_set.config),
-                   "train_shards": shards, "val_shard": val_shard, "after_step": after_step}
+                   "train_index": index_shards(shards), "val_shard": val_shard, "after_step": after_step}
     return TorchTrainer(
         train_loop_per_worker, train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if job.use_gpu else "gloo"),

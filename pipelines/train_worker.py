@@ -31,7 +31,6 @@ from genprop.training.global_batches import GlobalBatchReader
 from genprop.training.job_config import TrainJobConfig
 from genprop.training.metrics_log import MetricsLog
 from genprop.training.objectives import GenPropObjective, I2VObjective, NonFiniteLossError
-from genprop.training.sample_index import index_shards
 from genprop.training.shard_stream import iter_tar_samples
 from genprop.training.validation import validate
 
@@ -152,7 +151,7 @@ def train_loop_per_worker(cfg: dict) -> None:
             samples0 = trainer.step * layout.global_batch
     start_step = trainer.step
     # 3. this worker's part of every global batch from there, read, decoded and collated ahead of the step
-    reader = GlobalBatchReader(index_shards(cfg["train_shards"]), job.train.seed, layout, rank,
+    reader = GlobalBatchReader(cfg["train_index"], job.train.seed, layout, rank,
                                decode_training_sample, collate, start=samples0, prefetch=job.prefetch_batches,
                                read_threads=job.read_threads)
     run_dir = tempfile.mkdtemp(prefix="genprop-train-")

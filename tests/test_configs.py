@@ -60,3 +60,17 @@ def test_a_train_section_in_an_earlier_shape_names_where_each_field_moved():
     assert job.model.sce_blocks == 1 and job.model.anchoring.flow and job.model.backbone is None
     with pytest.raises(configs.ConfigError, match="leave it out of a run config's model section"):
         configs.from_dict(TrainJobConfig, {"model": {"backbone": {"num_steps": 2}}})
+
+
+def test_a_global_batch_that_does_not_split_is_refused_by_the_one_batch_layout_rule():
+    from genprop.training import TrainConfig
+    from genprop.training.job_config import TrainJobConfig
+
+    job = TrainJobConfig(global_batch_size=8, num_workers=2, train=TrainConfig.tiny(grad_accum=2))
+    assert job.layout().micro_batch == 2
+    with pytest.raises(ValueError, match="a global batch of 6 does not split into 2 workers x 2 micro-batches"):
+        TrainJobConfig(global_batch_size=6, num_workers=2, train=TrainConfig.tiny(grad_accum=2))
+    with pytest.raises(ValueError, match="batch_size 3 contradicts global_batch_size 8 over 2 x 2 micro-batches"):
+        TrainJobConfig(global_batch_size=8, batch_size=3, num_workers=2, train=TrainConfig.tiny(grad_accum=2))
+    with pytest.raises(ValueError, match="global_batch_size must be >= 0"):
+        TrainJobConfig(global_batch_size=-4)

@@ -202,6 +202,25 @@ def test_no_shards_at_the_url_is_a_clear_error(tmp_path, capsys):
 
 
 @pytest.mark.timeout(300)
+def test_a_shard_that_cannot_be_indexed_fails_on_the_driver_naming_it(local_shards, tmp_path, capsys):
+    import shutil
+
+    from jobs.train import main
+
+    bad = tmp_path / "shards"
+    shutil.copytree(local_shards.replace("file://", ""), bad)
+    first = list_shards(str(bad))[0].replace("file://", "")  # a training shard (the last is validation's)
+    with open(first, "wb") as f:
+        f.write(b"not a tar" * 200)
+    name = os.path.basename(first)
+    os.remove(os.path.join(bad, "_manifest", name.replace(".tar", ".parquet")))  # the index reads the tar
+    assert main(["--config", "tiny.yaml", "--shards", str(bad), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "training failed" not in err
+    assert not (tmp_path / "o" / "checkpoints").exists()  # no worker started
+
+
+@pytest.mark.timeout(300)
 def test_shards_for_another_backbone_or_shape_are_refused(local_shards):
     made = check_shards(local_shards).config
     with pytest.raises(ShardMismatchError, match="shards were made for a wan backbone"):

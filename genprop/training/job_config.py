@@ -90,14 +90,13 @@ class TrainJobConfig:
             raise ValueError("shard_backbone needs strategy: fsdp")
         if self.num_workers < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("num_workers, batch_size, checkpoint_every and keep_checkpoints must be >= 1")
-        if self.global_batch_size:
-            split = self.num_workers * self.train.grad_accum
-            if self.global_batch_size < 0 or self.global_batch_size % split:
-                raise ValueError(f"global_batch_size {self.global_batch_size} does not split into num_workers "
-                                 f"{self.num_workers} x train.grad_accum {self.train.grad_accum}")
-            if self.batch_size not in (1, self.global_batch_size // split):
-                raise ValueError(f"batch_size {self.batch_size} contradicts global_batch_size "
-                                 f"{self.global_batch_size} over {split} micro-batches: set one of them")
+        if self.global_batch_size < 0:
+            raise ValueError(f"global_batch_size must be >= 0 (0: batch_size x num_workers x train.grad_accum), "
+                             f"not {self.global_batch_size}")
+        layout = self.layout()  # the one split rule (BatchLayout's): raises when it does not divide
+        if self.global_batch_size and self.batch_size not in (1, layout.micro_batch):
+            raise ValueError(f"batch_size {self.batch_size} contradicts global_batch_size {self.global_batch_size} "
+                             f"over {layout.world} x {layout.grad_accum} micro-batches: set one of them")
 
     def layout(self) -> BatchLayout:
         """How each step's global batch splits over the workers and micro-batches."""

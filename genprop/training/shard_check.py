@@ -7,6 +7,7 @@ not after the workers have built their models.
 from __future__ import annotations
 
 import json
+import tarfile
 from dataclasses import dataclass
 
 from genprop import configs, storage
@@ -57,6 +58,15 @@ def _describe(c: ShardsConfig) -> str:
     return f"{c.backbone_kind} backbone (hash {backbone_hash(c)}), {c.frames} frames {c.height}x{c.width}"
 
 
+def _readable_samples(shard: str, skipped: list[str]):
+    """The samples of ``shard`` until one is readable; a shard that is not a tar at all is noted in ``skipped``
+    (the sample index, built next, names it as an error)."""
+    try:
+        yield from iter_tar_samples(shard, lambda k, r: skipped.append(f"{k}: {r}"))
+    except (tarfile.TarError, OSError) as e:
+        skipped.append(f"{shard}: {e}")
+
+
 def check_shards(url: str, expected: ShardsConfig | None = None) -> ShardSet:
     """Open a shard output and check it before training.
 
@@ -83,7 +93,7 @@ def check_shards(url: str, expected: ShardsConfig | None = None) -> ShardSet:
     shape = latent_shape(config)
     skipped: list[str] = []
     for shard in shards:
-        for raw in iter_tar_samples(shard, lambda k, r: skipped.append(f"{k}: {r}")):
+        for raw in _readable_samples(shard, skipped):
             try:
                 sample = decode_training_sample(raw)
             except (DataError, ValueError, KeyError, OSError) as e:
