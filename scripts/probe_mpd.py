@@ -2,7 +2,7 @@
 
 Trains only the MPD of a procedural GenProp model (the SCE, task embeddings and G frozen) on the run's own
 procedural samples, at noise levels up to ``--max-sigma``, and scores the mask it reads at fixed noise levels on
-64 held-out scenes (seeds past the validation cases'): IoU of ``mask > 0.5`` against the sample's edit mask at the video's
+64 held-out scenes (seeds past the validation cases'): IoU of ``mask >= threshold`` (0.3 / 0.5 / 0.7 / 0.9) against the sample's edit mask at the video's
 resolution (the MPD's mask upsampled bilinearly), by task id (1 copy-and-paste, 2 mask-and-fill, 3 colour fill). A probe of the MPD's read-out, not a training recipe: if the MPD alone cannot reach the
 flow tracker here, more steps of the whole model will not either.
 
@@ -30,25 +30,37 @@ def _forward_mask(model, batch: dict, sigma: torch.Tensor, generator: torch.Gene
     noise = torch.randn(x0.shape, generator=generator)
     s = sigma.view(-1, 1, 1, 1, 1)
     cond = model.source_condition_from_latents(batch["cond"], batch["sce_latents"])
-    out = model((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"],
-                num_frames=batch["mask"].shape[1])
-    return out.mask
+    if getattr(model, "probe_sce_proj", None) is None:
+        out = model((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"],
+                    num_frames=batch["mask"].shape[1])
+        return out.mask
+    # the MPD reads G's penultimate features plus a projection of the SCE's last hidden state
+    enc = model.encode((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"])
+    _, penultimate = model.backbone.trunk(enc.ctx, enc.g_hidden, enc.injections)
+    return model.mpd(model.backbone, enc.ctx, penultimate + model.probe_sce_proj(enc.sce_hidden), enc.task_emb,
+                     batch["mask"].shape[1])
+
+
+THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
 
 def _iou_by_task(model, batches: list[dict], sigma: float) -> dict:
-    """Mean IoU by task id of the MPD's mask, upsampled bilinearly to the video, >= 0.5 against the edit mask."""
+    """Mean IoU by task id and threshold of the MPD's mask, upsampled bilinearly to the video, against the edit
+    mask: {task id: {threshold: IoU}}."""
     g = torch.Generator().manual_seed(0)
-    by: dict[int, list[float]] = {}
+    by: dict[int, dict[float, list[float]]] = {}
     with torch.no_grad():
         for batch in batches:
             mask = _forward_mask(model, batch, torch.full((batch["mask"].shape[0],), sigma), g)
             true = batch["mask"] > 0.5  # (B, T, H, W)
-            pred = F.interpolate(mask.float(), size=true.shape[-2:], mode="bilinear", align_corners=False) >= 0.5
-            inter = (pred & true).flatten(1).sum(1).float()
-            union = (pred | true).flatten(1).sum(1).float()
-            for t, i, u in zip(batch["task_id"].tolist(), inter.tolist(), union.tolist()):
-                by.setdefault(int(t), []).append(i / u if u else 1.0)
-    return {t: round(sum(v) / len(v), 3) for t, v in sorted(by.items())}
+            up = F.interpolate(mask.float(), size=true.shape[-2:], mode="bilinear", align_corners=False)
+            for th in THRESHOLDS:
+                pred = up >= th
+                inter = (pred & true).flatten(1).sum(1).float()
+                union = (pred | true).flatten(1).sum(1).float()
+                for t, i, u in zip(batch["task_id"].tolist(), inter.tolist(), union.tolist()):
+                    by.setdefault(int(t), {}).setdefault(th, []).append(i / u if u else 1.0)
+    return {t: {th: round(sum(v) / len(v), 3) for th, v in ths.items()} for t, ths in sorted(by.items())}
 
 
 def main(argv=None) -> None:
@@ -62,6 +74,8 @@ def main(argv=None) -> None:
     ap.add_argument("--mask-scale", type=int, default=None,
                     help="a fresh MPD with this many mask pixels per latent pixel and side (the latent map's "
                          "spatial factor: the video's resolution)")
+    ap.add_argument("--read-sce", action="store_true",
+                    help="the MPD reads G's penultimate features plus a linear map of the SCE's last hidden state")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
@@ -83,7 +97,11 @@ def main(argv=None) -> None:
                                                         args.mask_scale or model.mpd.scale)
     for p in model.parameters():
         p.requires_grad_(False)
-    params = list(model.mpd.parameters())
+    model.probe_sce_proj = None
+    if args.read_sce:
+        d = model.mpd.task_proj.in_features and model.backbone.encoder_output_channels(0)[0]
+        model.probe_sce_proj = torch.nn.Linear(d, d)
+    params = list(model.mpd.parameters()) + (list(model.probe_sce_proj.parameters()) if args.read_sce else [])
     for p in params:
         p.requires_grad_(True)
     model.train()
@@ -98,7 +116,7 @@ def main(argv=None) -> None:
 
     def score(step):
         model.eval()
-        row = {"step": step, **{f"iou@{s}": _iou_by_task(model, held_out, s) for s in (0.05, 0.2, 0.5)}}
+        row = {"step": step, **{f"iou@{s}": _iou_by_task(model, held_out, s) for s in (0.05, 0.2)}}
         model.train()
         print(json.dumps(row), flush=True)
         return row

@@ -178,7 +178,8 @@ def test_ablation_configs_differ_only_where_intended():
     expected = {"no-mpd": {"train.loss.mpd_weight": 0.0},
                 "no-region-loss": {"train.loss.region_weighting": False, "train.loss.grad_weight": 0.0},
                 "no-colour-fill": {"synth.ratios": [0.5, 0.375, 0.0]},
-                "colour-heavy": {"synth.ratios": [0.25, 0.25, 0.5]}}  # an experiment beside the ablations
+                "colour-heavy": {"synth.ratios": [0.25, 0.25, 0.5]},  # experiments beside the ablations
+                "mpd-video-res": {"model.mask_scale": None}}
     for name, diff in expected.items():
         flat = _flat(configs.to_dict(load(name)))
         assert {k: v for k, v in flat.items() if base.get(k) != v} == diff, name
