@@ -30,6 +30,14 @@ def _forward_mask(model, batch: dict, sigma: torch.Tensor, generator: torch.Gene
     noise = torch.randn(x0.shape, generator=generator)
     s = sigma.view(-1, 1, 1, 1, 1)
     cond = model.source_condition_from_latents(batch["cond"], batch["sce_latents"])
+    if getattr(model, "probe_gate_proj", None) is not None:
+        # the MPD reads G's penultimate features plus a projection of the anchoring gate's tokens
+        enc = model.encode((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"])
+        gate, enc = model.reanchor(enc, (1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"])
+        _, penultimate = model.backbone.trunk(enc.ctx, enc.g_hidden, enc.injections)
+        tokens = model.backbone.grid_to_tokens(gate.to(penultimate.dtype), enc.ctx)  # (B, L, K p_h p_w)
+        return model.mpd(model.backbone, enc.ctx, penultimate + model.probe_gate_proj(tokens), enc.task_emb,
+                         batch["mask"].shape[1])
     if getattr(model, "probe_sce_proj", None) is None:
         out = model((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"],
                     num_frames=batch["mask"].shape[1])
@@ -76,6 +84,8 @@ def main(argv=None) -> None:
                          "spatial factor: the video's resolution)")
     ap.add_argument("--read-sce", action="store_true",
                     help="the MPD reads G's penultimate features plus a linear map of the SCE's last hidden state")
+    ap.add_argument("--read-gate", action="store_true",
+                    help="the MPD reads G's penultimate features plus a linear map of the anchoring gate's tokens")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
@@ -101,7 +111,14 @@ def main(argv=None) -> None:
     if args.read_sce:
         d = model.mpd.task_proj.in_features and model.backbone.encoder_output_channels(0)[0]
         model.probe_sce_proj = torch.nn.Linear(d, d)
-    params = list(model.mpd.parameters()) + (list(model.probe_sce_proj.parameters()) if args.read_sce else [])
+    model.probe_gate_proj = None
+    if args.read_gate:
+        _, p_h, p_w = model.backbone.transformer.config.patch_size
+        k = model.source_gate.channels * p_h * p_w
+        model.probe_gate_proj = torch.nn.Linear(k, model.backbone.encoder_output_channels(0)[0])
+    params = list(model.mpd.parameters())
+    for extra in (model.probe_sce_proj, model.probe_gate_proj):
+        params += list(extra.parameters()) if extra is not None else []
     for p in params:
         p.requires_grad_(True)
     model.train()

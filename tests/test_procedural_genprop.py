@@ -179,7 +179,8 @@ def test_ablation_configs_differ_only_where_intended():
                 "no-region-loss": {"train.loss.region_weighting": False, "train.loss.grad_weight": 0.0},
                 "no-colour-fill": {"synth.ratios": [0.5, 0.375, 0.0]},
                 "colour-heavy": {"synth.ratios": [0.25, 0.25, 0.5]},  # experiments beside the ablations
-                "mpd-video-res": {"model.mask_scale": None}}
+                "mpd-video-res": {"model.mask_scale": None},
+                "mpd-reads-gate": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True}}
     for name, diff in expected.items():
         flat = _flat(configs.to_dict(load(name)))
         assert {k: v for k, v in flat.items() if base.get(k) != v} == diff, name
@@ -331,7 +332,7 @@ def test_the_ray_train_entry_point_builds_the_shipped_model():
     shipped = load_genprop(os.path.join(SHIPPED, "model"))
     assert type(built) is type(shipped)
     assert dataclasses.replace(built.config, backbone=None) == dataclasses.replace(shipped.config, backbone=None)
-    assert model_json["anchoring"] == {"flow": True, "gate_weight": 1.0, "gate_lr_scale": 10.0}
+    assert model_json["anchoring"] == {"flow": True, "gate_weight": 1.0, "gate_lr_scale": 10.0, "mpd_reads_gate": False}
     weights = load_file(os.path.join(SHIPPED, "model", "genprop_trainable.safetensors"))
     built.load_state_dict(weights, strict=False)
     assert set(built.trainable_state_dict()) == set(weights)

@@ -69,6 +69,9 @@ class EncodedInputs:
         sce_hidden (Tensor): the SCE's last hidden state, for the rows it ran on (the conditional half when it is
             shared across classifier-free guidance's halves, see ``sce_shared``).
         sce_shared (bool): the SCE ran on the conditional half only and its features serve both halves.
+        mpd_hint (Tensor | None): (B, L, D) added to G's penultimate features where the MPD reads them (an
+            extension's own region estimate: the anchoring gate's, ``AnchoringConfig.mpd_reads_gate``); None: the
+            paper's MPD input.
     """
 
     ctx: object
@@ -79,6 +82,7 @@ class EncodedInputs:
     delta: float
     sce_hidden: torch.Tensor
     sce_shared: bool
+    mpd_hint: torch.Tensor | None = None
 
 
 def _ctx_to_float(ctx):
@@ -269,7 +273,8 @@ class GenPropModel(nn.Module):
         # 4. G's blocks, each of the first N followed by the SCE's injection
         prediction, penultimate = bb.trunk(enc.ctx, enc.g_hidden, enc.injections)
         # 5. the MPD: a copy of G's last block on its penultimate features, and the mask head
-        mask = self.mpd(bb, enc.ctx, penultimate, enc.task_emb, num_frames) if predict_mask else None
+        mpd_input = penultimate if enc.mpd_hint is None else penultimate + enc.mpd_hint.to(penultimate.dtype)
+        mask = self.mpd(bb, enc.ctx, mpd_input, enc.task_emb, num_frames) if predict_mask else None
 
         def grids(inj):
             return [own(bb.feature_grid(t, enc.ctx)) for block in inj for t in block]

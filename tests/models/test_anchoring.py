@@ -95,6 +95,44 @@ def test_flow_anchor_starts_as_the_backbone_and_an_open_flow_gate_anchors_on_the
         GenPropConfig.from_dict({**model.config.to_dict(), "source_anchor": True, "flow_anchor": True})
 
 
+def test_an_mpd_that_reads_the_gate_starts_as_the_paper_mpd_and_learns_from_it():
+    """mpd_reads_gate: at initialisation the mask is the paper MPD's exactly (a zero map of the gate); once the
+    gate is open L_MPD trains the map, in the gate's learning-rate group; the map's tensors are the only new
+    trainable ones."""
+    plain = _flow_model()
+    cfg = dataclasses.replace(plain.config, anchoring=dataclasses.replace(plain.config.anchoring, gate_lr_scale=10.0,
+                                                                           mpd_reads_gate=True))
+    model = build_genprop(cfg, backbone=plain.backbone)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    bb, b = model.backbone, make_batch(model, "wan")
+    s = b["sce_latents"]
+    cond = with_flow_anchor_from_latents(model, b["cond"], s)
+    with torch.no_grad():
+        want = plain(b["model_input"], b["timestep"], cond, s, b["task_ids"], num_frames=b["num_frames"])
+        got = model(b["model_input"], b["timestep"], cond, s, b["task_ids"], num_frames=b["num_frames"])
+    assert torch.equal(got.mask, want.mask) and torch.equal(got.prediction, want.prediction)
+    # an open gate now moves the mask once the map is non-zero
+    with torch.no_grad():
+        model.source_gate.head.bias[1::2] = 20.0
+        model.gate_to_mpd.weight.normal_()
+        moved = model(b["model_input"], b["timestep"], cond, s, b["task_ids"], num_frames=b["num_frames"]).mask
+    assert not torch.allclose(moved, want.mask)
+    model = build_genprop(cfg, backbone=plain.backbone).train()
+    with torch.no_grad():
+        model.source_gate.head.bias[1::2] = 1.0
+    batch = {"target_latents": bb.encode_video(b["video"]), "cond": b["cond"], "sce_latents": s,
+             "mask": torch.zeros(2, b["num_frames"], 32, 32).index_fill_(2, torch.arange(8, 16), 1.0),
+             "task_id": b["task_ids"]}
+    paper = GenPropObjective(RegionLossConfig(mpd_area_balanced=True), cond_drop_prob=0.0)
+    AnchoredObjective(paper, model.config.anchoring)(model, batch, step=0)["mpd"].backward()
+    assert model.gate_to_mpd.weight.grad.abs().sum() > 0
+    named = {n: p for n, p in model.named_parameters() if not n.startswith("backbone.")}
+    gate_group = next(g for g in model.parameter_groups(named) if g["lr_scale"] == 10.0)
+    assert any(p is model.gate_to_mpd.weight for p in gate_group["params"])
+    assert set(plain.trainable_state_dict()) | {"gate_to_mpd.weight", "gate_to_mpd.bias"} == set(
+        model.trainable_state_dict())
+
+
 def test_propagation_with_an_open_flow_gate_is_the_flow_warp_baseline():
     """The propagator computes the flow anchor from the video it is given: with the flow channel open and an
     all-zero network, one sampling step returns the flow-warp baseline's frames."""

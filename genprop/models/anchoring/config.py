@@ -19,8 +19,13 @@ class AnchoringConfig:
             ``1 - mask`` (and, with ``flow``, towards where the flow anchor is the closest anchor).
         gate_lr_scale (float, default 1.0): learning-rate multiplier of the gate's heads: a few zero-initialised
             linear maps whose outputs must travel O(1), which at the SCE's learning rate take thousands of steps.
+        mpd_reads_gate (bool, default False): the MPD reads the gate too: its values, per token, through a
+            zero-initialised linear map added to G's penultimate features (the gate is the model's own estimate of
+            where the edit lies, and a G anchored on a correct anchor has nothing left to show it; see
+            docs/design-decisions.md, "Mask Prediction Decoder").
     """
 
     flow: bool = False
     gate_weight: float = 1.0
     gate_lr_scale: float = 1.0
+    mpd_reads_gate: bool = False

@@ -24,9 +24,11 @@ from genprop.models.backbones.wan_preconditioned import PreconditionedWanBackbon
 from genprop.models.genprop_config import GenPropConfig
 from genprop.models.genprop_model import EncodedInputs, GenPropModel, GenPropOutput
 from genprop.models.unit_outputs import own
+from genprop.models.zero_init import zero_module
 
-# Parameters of the gate (``AnchoredGenPropModel.source_gate``) train at ``AnchoringConfig.gate_lr_scale`` x lr.
-GATE_PREFIX = "source_gate."
+# Parameters of the gate (``AnchoredGenPropModel.source_gate``) and of its map into the MPD (``gate_to_mpd``:
+# zero-initialised too, with outputs that must travel O(1)) train at ``AnchoringConfig.gate_lr_scale`` x lr.
+GATE_PREFIX = ("source_gate.", "gate_to_mpd.")
 
 
 @dataclass
@@ -65,6 +67,10 @@ class AnchoredGenPropModel(GenPropModel):
         # zero-initialised: built outside the seeded block of the paper's layers without changing them
         self.source_gate = SourceAnchorGate(bb.encoder_output_channels(0)[0], bb.patch_volume,
                                             bb.latent_map.latent_channels, flow=config.anchoring.flow)
+        # the gate's K values per latent position, per token, into the MPD's input width (zero: the paper's input)
+        self.gate_to_mpd = (zero_module(nn.Linear(self.source_gate.channels * bb.patch_volume,
+                                                  bb.encoder_output_channels(0)[0]))
+                            if config.anchoring.mpd_reads_gate else None)
 
     def parameter_groups(self, named: dict[str, nn.Parameter]) -> list[dict]:
         """The paper's group, and the gate's at ``gate_lr_scale`` times the learning rate."""
@@ -106,4 +112,7 @@ class AnchoredGenPropModel(GenPropModel):
         gate = self.source_gate(bb, hidden.to(enc.g_hidden.dtype), enc.ctx, cond, sce_latents, flow)
         anchor = SourceAnchorGate.anchor(gate, bb.anchor(cond, model_input), sce_latents, flow)
         ctx = bb.reanchor(enc.ctx, model_input, timestep, cond, anchor)
-        return gate, dataclasses.replace(enc, ctx=ctx, g_hidden=bb.embed(ctx.x_in, ctx))
+        hint = None
+        if self.gate_to_mpd is not None:
+            hint = self.gate_to_mpd(bb.grid_to_tokens(gate.to(enc.g_hidden.dtype), ctx))  # (B, L, D)
+        return gate, dataclasses.replace(enc, ctx=ctx, g_hidden=bb.embed(ctx.x_in, ctx), mpd_hint=hint)
