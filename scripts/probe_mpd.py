@@ -12,6 +12,7 @@ flow tracker here, more steps of the whole model will not either.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -30,23 +31,18 @@ def _forward_mask(model, batch: dict, sigma: torch.Tensor, generator: torch.Gene
     noise = torch.randn(x0.shape, generator=generator)
     s = sigma.view(-1, 1, 1, 1, 1)
     cond = model.source_condition_from_latents(batch["cond"], batch["sce_latents"])
-    if getattr(model, "probe_gate_proj", None) is not None:
-        # the MPD reads G's penultimate features plus a projection of the anchoring gate's tokens
-        enc = model.encode((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"])
-        gate, enc = model.reanchor(enc, (1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"])
-        _, penultimate = model.backbone.trunk(enc.ctx, enc.g_hidden, enc.injections)
-        tokens = model.backbone.grid_to_tokens(gate.to(penultimate.dtype), enc.ctx)  # (B, L, K p_h p_w)
-        return model.mpd(model.backbone, enc.ctx, penultimate + model.probe_gate_proj(tokens), enc.task_emb,
-                         batch["mask"].shape[1])
-    if getattr(model, "probe_sce_proj", None) is None:
-        out = model((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"],
-                    num_frames=batch["mask"].shape[1])
-        return out.mask
-    # the MPD reads G's penultimate features plus a projection of the SCE's last hidden state
-    enc = model.encode((1 - s) * x0 + s * noise, sigma * 1000, cond, batch["sce_latents"], batch["task_id"])
-    _, penultimate = model.backbone.trunk(enc.ctx, enc.g_hidden, enc.injections)
-    return model.mpd(model.backbone, enc.ctx, penultimate + model.probe_sce_proj(enc.sce_hidden), enc.task_emb,
-                     batch["mask"].shape[1])
+    x_t, t, sce = (1 - s) * x0 + s * noise, sigma * 1000, batch["sce_latents"]
+    if model.probe_read is None:
+        return model(x_t, t, cond, sce, batch["task_id"], num_frames=batch["mask"].shape[1]).mask
+    # the model's own stages (an anchored model's gate and re-anchored G included), the MPD also reading a linear
+    # map of the SCE's last hidden state or of the gate's tokens through EncodedInputs.mpd_hint
+    enc = model.encode(x_t, t, cond, sce, batch["task_id"])
+    gate = None
+    if hasattr(model, "reanchor"):
+        gate, enc = model.reanchor(enc, x_t, t, cond, sce)
+    read = enc.sce_hidden if model.probe_read == "sce" else model.backbone.grid_to_tokens(gate, enc.ctx)
+    enc = dataclasses.replace(enc, mpd_hint=model.probe_proj(read.to(enc.g_hidden.dtype)))
+    return model.decode(enc, batch["mask"].shape[1]).mask
 
 
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
@@ -82,10 +78,9 @@ def main(argv=None) -> None:
     ap.add_argument("--mask-scale", type=int, default=None,
                     help="a fresh MPD with this many mask pixels per latent pixel and side (the latent map's "
                          "spatial factor: the video's resolution)")
-    ap.add_argument("--read-sce", action="store_true",
-                    help="the MPD reads G's penultimate features plus a linear map of the SCE's last hidden state")
-    ap.add_argument("--read-gate", action="store_true",
-                    help="the MPD reads G's penultimate features plus a linear map of the anchoring gate's tokens")
+    ap.add_argument("--read", choices=["sce", "gate"], default=None,
+                    help="the MPD also reads a fresh linear map of the SCE's last hidden state or of the anchoring "
+                         "gate's tokens (added to G's penultimate features)")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
@@ -107,18 +102,15 @@ def main(argv=None) -> None:
                                                         args.mask_scale or model.mpd.scale)
     for p in model.parameters():
         p.requires_grad_(False)
-    model.probe_sce_proj = None
-    if args.read_sce:
-        d = model.mpd.task_proj.in_features and model.backbone.encoder_output_channels(0)[0]
-        model.probe_sce_proj = torch.nn.Linear(d, d)
-    model.probe_gate_proj = None
-    if args.read_gate:
-        _, p_h, p_w = model.backbone.transformer.config.patch_size
-        k = model.source_gate.channels * p_h * p_w
-        model.probe_gate_proj = torch.nn.Linear(k, model.backbone.encoder_output_channels(0)[0])
-    params = list(model.mpd.parameters())
-    for extra in (model.probe_sce_proj, model.probe_gate_proj):
-        params += list(extra.parameters()) if extra is not None else []
+    model.probe_read, model.probe_proj, params = args.read, None, list(model.mpd.parameters())
+    if args.read:
+        width = model.backbone.encoder_output_channels(0)[0]
+        if args.read == "sce":
+            model.probe_proj = torch.nn.Linear(width, width)
+        else:
+            _, p_h, p_w = model.backbone.transformer.config.patch_size
+            model.probe_proj = torch.nn.Linear(model.source_gate.channels * p_h * p_w, width)
+        params += list(model.probe_proj.parameters())
     for p in params:
         p.requires_grad_(True)
     model.train()

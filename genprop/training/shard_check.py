@@ -59,8 +59,8 @@ def _describe(c: ShardsConfig) -> str:
 
 
 def _readable_samples(shard: str, skipped: list[str]):
-    """The samples of ``shard`` until one is readable; a shard that is not a tar at all is noted in ``skipped``
-    (the sample index, built next, names it as an error)."""
+    """The raw samples of ``shard``; a shard that is not a tar at all ends them with a note in ``skipped`` (the
+    sample index, built next, refuses it by name)."""
     try:
         yield from iter_tar_samples(shard, lambda k, r: skipped.append(f"{k}: {r}"))
     except (tarfile.TarError, OSError) as e:
