@@ -16,7 +16,8 @@ scene) are propagated from their edited first frame, and scored on frames 2..T (
   segmented from the flow-warp baseline's frames: what a flow-anchored GenProp that only copied its anchor would
   score) and ``colour_target`` (the painted change of the ground-truth target, the most this readout reaches
   with effects: the object and its reflection, not the shadow, which the paint does not change);
-- every task, when the run trains the MPD: ``<task>_iou_mpd``, the MPD's mask (>= 0.5) against the case's mask
+- every task, when the run trains the MPD: ``<task>_iou_mpd`` (and, for edits, ``<task>_recall_mpd``: the share
+  of the case's mask it covers), the MPD's mask (>= the checkpoint's calibrated threshold, else 0.5) against the case's mask
   (``track``: against the object, and ``track_iou_fx_mpd`` against the object with its effects, which colour-fill
   pairs of a world with effect masks train it to predict).
 
@@ -35,10 +36,10 @@ from genprop.datasets.procedural import Case, WorldConfig, make_case, make_scene
 from genprop.metrics import iou
 from genprop.metrics import psnr as metrics_psnr
 from genprop.metrics import psnr_m
+from genprop.models.trained_clip import MASK_THRESHOLD, calibrated_threshold
 from genprop.propagation.tracking import track_mask
 from genprop.tasks import Task
 
-MASK_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,34 @@ def iou_frames_after_first(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean([iou(p, g) for p, g in zip(pred[1:], gt[1:])]))
 
 
+# MPD mask values a threshold is calibrated over (``calibrate_mask_threshold``)
+MASK_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def calibrate_mask_threshold(masks: list[np.ndarray], truths: list[np.ndarray],
+                             thresholds: tuple[float, ...] = MASK_THRESHOLDS) -> tuple[float, float, dict]:
+    """The MPD mask value at which its region scores best on a set of (validation) cases.
+
+    Args:
+        masks (list[np.ndarray]): per case, (T, H, W) float, the MPD's mask.
+        truths (list[np.ndarray]): per case, (T, H, W) bool, the true edit region.
+        thresholds (tuple[float, ...]): the values tried; on a tie the first (lowest) wins.
+
+    Returns:
+        (threshold, its mean IoU over frames 2..T, {threshold: mean IoU} for every value tried).
+
+    Raises:
+        ValueError: no cases, or masks and truths that do not pair up.
+    """
+    if not masks or len(masks) != len(truths):
+        raise ValueError(f"need one true region per mask and at least one case; got {len(masks)} masks and "
+                         f"{len(truths)} regions")
+    by = {float(t): float(np.mean([iou_frames_after_first(m >= t, g) for m, g in zip(masks, truths)]))
+          for t in thresholds}
+    best = max(by, key=lambda t: (by[t], -t))
+    return best, by[best], by
+
+
 def task_id_for(case_task: str, trained_tasks: set[str] | None = None) -> int:
     """The task embedding a case is propagated with; the default (0) when the run never trained that task.
 
@@ -126,15 +155,24 @@ def object_mask(case: Case) -> np.ndarray:
     return case.mask if case.effect_mask is None else case.mask & ~case.effect_mask
 
 
-def case_scores(case: Case, frames: np.ndarray, mpd_mask: np.ndarray | None = None) -> dict[str, float]:
+def recall_frames_after_first(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean per-frame recall over frames 2..T of (T, H, W) bool masks: the share of ``gt`` that ``pred`` covers
+    (a frame with an empty ``gt``: 1)."""
+    return float(np.mean([(p & g).sum() / g.sum() if g.any() else 1.0 for p, g in zip(pred[1:], gt[1:])]))
+
+
+def case_scores(case: Case, frames: np.ndarray, mpd_mask: np.ndarray | None = None,
+                mask_threshold: float = MASK_THRESHOLD) -> dict[str, float]:
     """The model's scores on one case.
 
     Args:
         case (Case): the benchmark case.
         frames (np.ndarray): (T, H, W, 3) uint8, the propagated video.
         mpd_mask (np.ndarray | None): (T, H, W) in [0, 1], the MPD's mask; None when the run has no MPD.
+        mask_threshold (float, default 0.5): the MPD mask value that counts as the edit (a checkpoint's calibrated
+            ``TrainedClip.mpd_threshold``).
     """
-    mpd = None if mpd_mask is None else mpd_mask >= MASK_THRESHOLD
+    mpd = None if mpd_mask is None else mpd_mask >= mask_threshold
     if case.task == "track":
         out = _track_scores(case, track_mask(frames, case.original, case.target[0]), "colour")
         if mpd is not None:
@@ -143,6 +181,7 @@ def case_scores(case: Case, frames: np.ndarray, mpd_mask: np.ndarray | None = No
     out = _edit_scores(case, frames, "model")
     if mpd is not None:
         out[f"{case.task}_iou_mpd"] = iou_frames_after_first(mpd, case.mask)
+        out[f"{case.task}_recall_mpd"] = recall_frames_after_first(mpd, case.mask)
     return out
 
 
@@ -214,6 +253,7 @@ def score_genprop(model, cases: list[Case], *, mpd: bool = True, **sampling) -> 
         **sampling: passed to :func:`propagate_cases` (``num_steps``, ``guidance_scale``, ``seed``,
             ``trained_tasks``, ``device``).
     """
-    rows = [case_scores(case, frames, mask if mpd else None)
+    threshold = calibrated_threshold(model)
+    rows = [case_scores(case, frames, mask if mpd else None, threshold)
             for case, frames, mask in propagate_cases(model, cases, **sampling)]
     return mean_scores(rows, [c.task for c in cases])

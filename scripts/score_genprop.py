@@ -7,7 +7,8 @@ Cases: one of each benchmark task (remove with shadows and reflections, replace,
 scene, from scene seeds ``GENPROP_VALIDATION_SEED_BASE + --offset`` on (apart from the learning curve's
 validation scenes and from every training seed). Each model is scored as its run validated it: the tasks its
 augmentations trained get their embedding, the MPD's mask only if the run trained the MPD (its
-``run_config.json``). Prints markdown: the table, then the two floors as paired differences with 95 % intervals.
+``run_config.json``), cut at the checkpoint's calibrated threshold (``scripts/score_regions.py --write``; 0.5
+without one). Prints markdown: the table, then the two floors as paired differences with 95 % intervals.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
     from genprop.genprop_quality import (CaseSpec, case_scores, make_validation_cases, propagate_cases,
                                          reference_scores)
     from genprop.models import load_genprop
+    from genprop.models.trained_clip import calibrated_threshold
     from genprop.training.procedural_genprop import GENPROP_VALIDATION_SEED_BASE
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,11 +76,13 @@ def main() -> None:
     first = GENPROP_VALIDATION_SEED_BASE + args.offset
     cases = make_validation_cases(CaseSpec(seeds=tuple(range(first, first + args.videos)), tasks=TASKS))
     refs = [reference_scores(c) for c in cases]
-    rows = {}
+    rows, thresholds = {}, {}
     for name, directory in (m.split("=", 1) for m in args.model):
         trained, mpd = _run_settings(directory)
         model = load_genprop(directory).eval()
-        rows[name] = [case_scores(c, frames, mask if mpd else None) for c, frames, mask in
+        threshold = calibrated_threshold(model)
+        thresholds[name] = threshold
+        rows[name] = [case_scores(c, frames, mask if mpd else None, threshold) for c, frames, mask in
                       propagate_cases(model, cases, num_steps=args.steps, guidance_scale=1.0, seed=args.seed,
                                       trained_tasks=trained)]
         rows[name + " (MPD)"] = [{k.replace("_mpd", "_model"): v for k, v in r.items() if k.endswith("_mpd")}
@@ -126,6 +130,10 @@ def main() -> None:
             d = np.array([r["track_iou_fx_model"] - f["track_iou_fx_flow"] for r, f in zip(mpd, refs)
                           if "track_iou_fx_model" in r])
             print(f"  - tracking IoU (MPD) − track baseline {_interval(d)}")
+            rec = [r["remove_recall_model"] for r in mpd if "remove_recall_model" in r]
+            iou = [r["remove_iou_model"] for r in mpd if "remove_iou_model" in r]
+            print(f"  - MPD on removal (mask ≥ {thresholds[name]:.1f}): recall {np.mean(rec):.3f}, IoU "
+                  f"{np.mean(iou):.3f} against the removed object + effects")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cases": [c.case_id for c in cases], "references": refs,

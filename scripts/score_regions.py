@@ -6,8 +6,10 @@ For every validation case of the run that exported ``--model`` (its ``run_config
 held-out scenes, tasks and geometry), the case is propagated as ``genprop propagate`` does (default settings,
 the run's validation sampling: 2 steps, guidance 1) and two regions are scored against the case's true edit
 region (object and effects) by IoU over frames 2..T: the "diff" region (the composite's default) and the MPD's
-mask at 0.5. ``--write`` stores both in the checkpoint's ``genprop_clip.json`` (``region_iou``), which the
-composite's "auto" reads: it takes the MPD's mask only where it scores above the diff region.
+mask at the threshold calibrated on these cases (``genprop_quality.calibrate_mask_threshold``: the mask value, of
+0.1 .. 0.9, at which its region scores best). ``--write`` stores the IoUs (``region_iou``) and the threshold
+(``mpd_threshold``) in the checkpoint's ``genprop_clip.json``: the composite's "auto" takes the MPD's mask only
+where it scores above the diff region, and the MPD's region is cut at that threshold.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main() -> None:
     from genprop.configs import from_dict
-    from genprop.genprop_quality import iou_frames_after_first, make_validation_cases, task_id_for
+    from genprop.genprop_quality import (calibrate_mask_threshold, iou_frames_after_first, make_validation_cases,
+                                         task_id_for)
     from genprop.models.trained_clip import save_trained_clip
     from genprop.propagation import PropagationConfig, Propagator, load_model
     from genprop.training.procedural_genprop import GenPropRunConfig
@@ -40,19 +43,24 @@ def main() -> None:
     if model.trained_clip is None:
         sys.exit(f"{args.model}: no genprop_clip.json to record the figures in")
     cases = make_validation_cases(run.val_spec())
-    scores = {"diff": [], "mpd": []}
-    for kind in scores:
-        prop = Propagator(model, PropagationConfig(num_steps=run.val_steps, guidance=run.val_guidance,
-                                                   seed=run.val_seed, composite=kind))
-        for case in cases:
-            res = prop.run(case.original, case.target[0], case.prompt, task_id_for(case.task, run.trained_tasks()))
-            scores[kind].append(iou_frames_after_first(res.region, case.mask))
+    # one propagation per case: the diff region is the composite's, the MPD's soft mask is cut afterwards
+    prop = Propagator(model, PropagationConfig(num_steps=run.val_steps, guidance=run.val_guidance,
+                                               seed=run.val_seed, composite="diff"))
+    diff, masks = [], []
+    for case in cases:
+        res = prop.run(case.original, case.target[0], case.prompt, task_id_for(case.task, run.trained_tasks()))
+        diff.append(iou_frames_after_first(res.region, case.mask))
+        masks.append(res.mask)
+    threshold, _, by_threshold = calibrate_mask_threshold(masks, [c.mask for c in cases])
+    scores = {"diff": diff, "mpd": [iou_frames_after_first(m >= threshold, c.mask) for m, c in zip(masks, cases)]}
     region_iou = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
     by_task = {k: {t: round(float(np.mean([s for s, c in zip(v, cases) if c.task == t])), 4)
                    for t in sorted({c.task for c in cases})} for k, v in scores.items()}
-    print(json.dumps({"cases": len(cases), "region_iou": region_iou, "by_task": by_task}))
+    print(json.dumps({"cases": len(cases), "region_iou": region_iou, "mpd_threshold": threshold, "by_task": by_task,
+                      "mpd_iou_by_threshold": {f"{t:.1f}": round(v, 4) for t, v in by_threshold.items()}}))
     if args.write:
-        save_trained_clip(args.model, dataclasses.replace(model.trained_clip, region_iou=region_iou))
+        save_trained_clip(args.model, dataclasses.replace(model.trained_clip, region_iou=region_iou,
+                                                          mpd_threshold=threshold))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from genprop import configs
 from genprop.datasets import open_dataset
 from genprop.datasets.procedural import Case, WorldConfig, write_world
 from genprop.datasets.procedural.memory import RenderedWorld
-from genprop.genprop_quality import (case_scores, iou_frames_after_first, make_validation_cases, mean_scores,
-                                     psnr_frames_after_first, task_id_for)
+from genprop.genprop_quality import (MASK_THRESHOLDS, calibrate_mask_threshold, case_scores, iou_frames_after_first,
+                                     make_validation_cases, mean_scores, psnr_frames_after_first,
+                                     recall_frames_after_first, task_id_for)
 from genprop.losses import RegionLossConfig, region_aware_loss
 from genprop.models.backbones import WanBackboneConfig, build_backbone
 from genprop.models.backbones.export import load_backbone, save_backbone
@@ -188,6 +189,9 @@ def test_ablation_configs_differ_only_where_intended():
     # the paper's model: the same run without the anchoring extension
     paper = load("paper")
     assert paper.model.anchoring is None and dataclasses.replace(paper, model=full.model) == full
+    # its ablations: the paper's model with each ablation's change and nothing else
+    for name in ("no-mpd", "no-region-loss", "no-colour-fill"):
+        assert load(f"paper-{name}") == dataclasses.replace(load(name), model=paper.model), name
     with pytest.raises(configs.ConfigError, match="no variant 'no-such'"):
         load("no-such")
 
@@ -261,6 +265,13 @@ def test_scores_on_constructed_inputs():
     scores = case_scores(case, frames, mpd_mask=mask.astype(np.float32) * 0.9)
     assert scores["remove_psnr_model"] == pytest.approx(10 * np.log10(255 ** 2 / (100 / 16)))
     assert scores["remove_psnr_region_model"] == 100.0 and scores["remove_iou_mpd"] == 1.0
+    assert scores["remove_recall_mpd"] == 1.0
+    # a checkpoint's calibrated threshold above the mask's values: nothing is marked
+    cut = case_scores(case, frames, mpd_mask=mask.astype(np.float32) * 0.9, mask_threshold=0.95)
+    assert cut["remove_iou_mpd"] == 0.0 and cut["remove_recall_mpd"] == 0.0
+    half = mask.copy()
+    half[:, 1] = False  # half of the object's pixels each frame
+    assert recall_frames_after_first(half, mask) == 0.5 and recall_frames_after_first(mask | ~mask, mask) == 1.0
     assert psnr_frames_after_first(original, target) == pytest.approx(10 * np.log10(255 ** 2 / (4 * 100 ** 2 / 16)))
     # tracking: the painted change, against the object and against object + effects
     obj = mask & ~effects  # the object; the effect (a shadow) is not painted
@@ -276,6 +287,22 @@ def test_scores_on_constructed_inputs():
         {"a": 2.0, "b": None, "remove_cases": 1, "track_cases": 1}
     assert [task_id_for(t) for t in ("remove", "insert", "track", "replace")] == [2, 1, 3, 0]
     assert task_id_for("track", {"insert", "remove"}) == 0
+
+
+def test_mask_threshold_is_calibrated_where_the_region_scores_best():
+    truth = np.zeros((3, 8, 8), bool)
+    truth[:, 2:5, 2:5] = True
+    ring = np.zeros_like(truth)
+    ring[:, 1:6, 1:6] = True
+    ring &= ~truth
+    # 0.75 on the object, 0.35 on a ring round it: cuts at 0.4 .. 0.7 are exact, 0.3 and below take the ring too,
+    # 0.8 and above mark nothing
+    soft = np.where(truth, 0.75, np.where(ring, 0.35, 0.05)).astype(np.float32)
+    threshold, best, by = calibrate_mask_threshold([soft, soft], [truth, truth])
+    assert threshold == 0.4 and best == 1.0  # the lowest of the tied best
+    assert by[0.3] == pytest.approx(9 / 25) and by[0.8] == 0.0 and set(by) == set(MASK_THRESHOLDS)
+    with pytest.raises(ValueError, match="one true region per mask"):
+        calibrate_mask_threshold([soft], [])
 
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")

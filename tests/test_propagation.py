@@ -321,6 +321,26 @@ def test_auto_composite_takes_the_mpd_only_where_validation_shows_it_better(wan)
     wan.trained_clip = None
 
 
+def test_the_mpd_region_is_cut_at_the_checkpoints_calibrated_threshold(wan):
+    from genprop.models.trained_clip import trained_clip
+
+    v = _video(5, 32, 32)
+    edited = v[0].copy()
+    edited[8:16, 8:16] = (250, 20, 20)
+    try:
+        for calibrated, configured, want in ((0.3, None, 0.3), (None, None, 0.5), (0.3, 0.7, 0.7)):
+            wan.trained_clip = dataclasses.replace(trained_clip(wan.backbone, 5, 32, 32), mpd_threshold=calibrated)
+            prop = Propagator(wan, dataclasses.replace(PropagationConfig.tiny(), composite="mpd",
+                                                       mask_threshold=configured))
+            assert prop.mask_threshold() == want
+            r = prop.run(v, edited)
+            assert np.array_equal(r.region[1:], r.mask[1:] >= want)  # later frames: the MPD's mask at the cut
+    finally:
+        wan.trained_clip = None
+    with pytest.raises(ValueError, match="MPD threshold 1.5"):
+        dataclasses.replace(trained_clip(wan.backbone, 5, 32, 32), mpd_threshold=1.5)
+
+
 @pytest.mark.parametrize("frames", [1, 2])
 def test_one_and_two_frame_videos(wan, frames):
     v = _video(frames, 32, 32)

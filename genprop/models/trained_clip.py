@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from genprop.models.backbones.interface import PositionalCapacity
 
 CLIP_NAME = "genprop_clip.json"
+# the MPD mask value that counts as the edit where a checkpoint records no calibrated one
+MASK_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class TrainedClip:
         region_iou (dict | None, default None): validation IoU of each source of the composite's edit region on
             the same held-out cases, {"mpd": float, "diff": float}; propagation's composite takes the MPD's mask
             only where it scores above the diff region (``PropagationConfig.composite`` "auto").
+        mpd_threshold (float | None, default None): the MPD mask value calibrated on those cases
+            (``genprop_quality.calibrate_mask_threshold``; ``region_iou["mpd"]`` is scored at it), which
+            propagation's MPD region takes unless ``PropagationConfig.mask_threshold`` is set; None = 0.5.
     """
 
     frames: int
@@ -44,10 +49,13 @@ class TrainedClip:
     fps: str | None = None
     capacity: PositionalCapacity = PositionalCapacity()
     region_iou: dict | None = None
+    mpd_threshold: float | None = None
 
     def __post_init__(self):
         if self.frames < 1 or self.height < 1 or self.width < 1:
             raise ValueError(f"bad trained clip: {self.frames} frames of {self.width}x{self.height}")
+        if self.mpd_threshold is not None and not 0.0 < self.mpd_threshold < 1.0:
+            raise ValueError(f"bad trained clip: MPD threshold {self.mpd_threshold} is not inside (0, 1)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +65,16 @@ class TrainedClip:
         d = dict(d)
         cap = PositionalCapacity(**d.pop("capacity", {}))
         return cls(capacity=cap, **d)
+
+
+def calibrated_threshold(model) -> float:
+    """The MPD mask value ``model``'s checkpoint was calibrated at (``TrainedClip.mpd_threshold``), else 0.5.
+
+    Args:
+        model: a GenProp model (its ``trained_clip``, None for an untrained one).
+    """
+    clip = getattr(model, "trained_clip", None)
+    return MASK_THRESHOLD if clip is None or clip.mpd_threshold is None else clip.mpd_threshold
 
 
 def trained_clip(backbone, frames: int, height: int, width: int, fps=None) -> TrainedClip:

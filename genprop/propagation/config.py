@@ -36,7 +36,9 @@ class PropagationConfig:
         device (str, default "auto"): "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
         track_threshold (int, default 24): max-channel change from the source that a tracked pixel needs
             (``propagation.tracking.painted_change``; 24 is what counts as edited in the first frame).
-        mask_threshold (float, default 0.5): MPD mask value that counts as "edited" (drift, mask videos).
+        mask_threshold (float | None, default None): MPD mask value that counts as "edited" (its region, drift,
+            mask videos); None = the value the checkpoint was calibrated at (``TrainedClip.mpd_threshold``), else
+            0.5.
         output_mode (str, default "crf"): how the propagated video is encoded: "crf" (H.264 at ``crf``, the input's
             colour tags), "lossless" (qp 0, yuv444p: off by up to 2 levels from RGB rounding) or "rgb-lossless"
             (libx264rgb qp 0: the RGB frames exactly). Evaluation writes losslessly, where the codec's loss would
@@ -66,7 +68,7 @@ class PropagationConfig:
     cpu_offload: bool = False
     device: str = "auto"
     track_threshold: int = EDIT_DIFF_THRESHOLD
-    mask_threshold: float = 0.5
+    mask_threshold: float | None = None
     output_mode: str = "crf"
     crf: int = 12
     composite: str = "auto"
@@ -91,6 +93,8 @@ class PropagationConfig:
         if not 0 <= self.feather_px <= 8 or self.region_dilate < 0 or not 0 <= self.region_threshold <= 255:
             raise ValueError(f"need 0 <= feather_px <= 8, region_dilate >= 0 and 0 <= region_threshold <= 255; got "
                              f"{self.feather_px}, {self.region_dilate}, {self.region_threshold}")
+        if self.mask_threshold is not None and not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be inside (0, 1), got {self.mask_threshold}")
         if self.decode_chunk_size is not None and self.decode_chunk_size < 1:
             raise ValueError(f"decode_chunk_size must be >= 1, got {self.decode_chunk_size}")
 

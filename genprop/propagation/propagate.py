@@ -24,6 +24,7 @@ import torch
 from genprop import masks, metrics, storage
 from genprop.errors import DataError, GenPropError
 from genprop.models.backbones.interface import PositionalCapacity
+from genprop.models.trained_clip import calibrated_threshold
 from genprop.propagation import memory
 from genprop.propagation.composite import Compositor, EditRegion
 from genprop.propagation.config import PropagationConfig
@@ -143,6 +144,12 @@ class Propagator:
         mpd, diff = iou.get("mpd"), iou.get("diff")
         return "mpd" if mpd is not None and diff is not None and mpd > diff else "diff"
 
+    def mask_threshold(self) -> float:
+        """The MPD mask value that counts as edited: the configured one, else the checkpoint's calibrated one."""
+        if self.config.mask_threshold is not None:
+            return self.config.mask_threshold
+        return calibrated_threshold(self.model)
+
     # ------------------------------------------------------------------ one window
     @torch.no_grad()
     def sample_window(self, source: torch.Tensor, first_frame: torch.Tensor, prompt: str | None, task: int,
@@ -228,7 +235,7 @@ class Propagator:
             return out
 
         regions = EditRegion(source_kind, fmap, comp, edited_first_frame, cfg.region_threshold, cfg.region_dilate,
-                             cfg.mask_threshold)
+                             self.mask_threshold())
         colour = None  # the painted colour, read off frame 0 (colour fill)
         drift_rows, done = [], 0
         for fin in stream_windows(sample, frames, to_working, fmap.image_to_working(edited_first_frame),
