@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from genprop.models.anchoring.flow import FLOW_ANCHOR_KEY  # noqa: E402
 
 
 
@@ -41,6 +42,10 @@ def _forward_mask(model, batch: dict, sigma: torch.Tensor, generator: torch.Gene
     if hasattr(model, "reanchor"):
         gate, enc = model.reanchor(enc, x_t, t, cond, sce)
     read = enc.sce_hidden if model.probe_read == "sce" else model.backbone.grid_to_tokens(gate, enc.ctx)
+    if model.probe_read == "footprint":  # the gate's values and its inputs, the footprints per latent channel
+        flow = cond.get(FLOW_ANCHOR_KEY)
+        read = torch.cat([read, model.backbone.grid_to_tokens(model.source_gate.footprints(
+            model.backbone, cond, sce, flow).to(read.dtype), enc.ctx)], dim=-1)
     enc = dataclasses.replace(enc, mpd_hint=model.probe_proj(read.to(enc.g_hidden.dtype)))
     return model.decode(enc, batch["mask"].shape[1]).mask
 
@@ -78,9 +83,9 @@ def main(argv=None) -> None:
     ap.add_argument("--mask-scale", type=int, default=None,
                     help="a fresh MPD with this many mask pixels per latent pixel and side (the latent map's "
                          "spatial factor: the video's resolution)")
-    ap.add_argument("--read", choices=["sce", "gate"], default=None,
-                    help="the MPD also reads a fresh linear map of the SCE's last hidden state or of the anchoring "
-                         "gate's tokens (added to G's penultimate features)")
+    ap.add_argument("--read", choices=["sce", "gate", "footprint"], default=None,
+                    help="the MPD also reads a fresh linear map of the SCE's last hidden state, of the anchoring "
+                         "gate's tokens, or of those and the gate's footprints (added to G's penultimate features)")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
@@ -109,7 +114,9 @@ def main(argv=None) -> None:
             model.probe_proj = torch.nn.Linear(width, width)
         else:
             _, p_h, p_w = model.backbone.transformer.config.patch_size
-            model.probe_proj = torch.nn.Linear(model.source_gate.channels * p_h * p_w, width)
+            k = model.source_gate.channels
+            per_position = k * (1 + model.backbone.latent_map.latent_channels * (args.read == "footprint"))
+            model.probe_proj = torch.nn.Linear(per_position * p_h * p_w, width)
         params += list(model.probe_proj.parameters())
     for p in params:
         p.requires_grad_(True)

@@ -181,7 +181,9 @@ def test_ablation_configs_differ_only_where_intended():
                 "no-colour-fill": {"synth.ratios": [0.5, 0.375, 0.0]},
                 "colour-heavy": {"synth.ratios": [0.25, 0.25, 0.5]},  # experiments beside the ablations
                 "mpd-video-res": {"model.mask_scale": None},
-                "mpd-reads-gate": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True}}
+                "mpd-reads-gate": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True},
+                "mpd-reads-footprint": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True,
+                                        "model.anchoring.mpd_reads_footprint": True}}
     for name, diff in expected.items():
         flat = _flat(configs.to_dict(load(name)))
         assert {k: v for k, v in flat.items() if base.get(k) != v} == diff, name

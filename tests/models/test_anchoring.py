@@ -95,13 +95,14 @@ def test_flow_anchor_starts_as_the_backbone_and_an_open_flow_gate_anchors_on_the
         GenPropConfig.from_dict({**model.config.to_dict(), "source_anchor": True, "flow_anchor": True})
 
 
-def test_an_mpd_that_reads_the_gate_starts_as_the_paper_mpd_and_learns_from_it():
-    """mpd_reads_gate: at initialisation the mask is the paper MPD's exactly (a zero map of the gate); once the
-    gate is open L_MPD trains the map, in the gate's learning-rate group; the map's tensors are the only new
-    trainable ones."""
+@pytest.mark.parametrize("footprint", [False, True])
+def test_an_mpd_that_reads_the_gate_starts_as_the_paper_mpd_and_learns_from_it(footprint):
+    """mpd_reads_gate (and mpd_reads_footprint): at initialisation the mask is the paper MPD's exactly (zero maps
+    of the gate and its footprints); once the gate is open L_MPD trains the maps, in the gate's learning-rate
+    group; the maps' tensors are the only new trainable ones."""
     plain = _flow_model()
-    cfg = dataclasses.replace(plain.config, anchoring=dataclasses.replace(plain.config.anchoring, gate_lr_scale=10.0,
-                                                                           mpd_reads_gate=True))
+    cfg = dataclasses.replace(plain.config, anchoring=dataclasses.replace(
+        plain.config.anchoring, gate_lr_scale=10.0, mpd_reads_gate=True, mpd_reads_footprint=footprint))
     model = build_genprop(cfg, backbone=plain.backbone)
     model.load_state_dict(plain.state_dict(), strict=False)
     bb, b = model.backbone, make_batch(model, "wan")
@@ -125,12 +126,15 @@ def test_an_mpd_that_reads_the_gate_starts_as_the_paper_mpd_and_learns_from_it()
              "task_id": b["task_ids"]}
     paper = GenPropObjective(RegionLossConfig(mpd_area_balanced=True), cond_drop_prob=0.0)
     AnchoredObjective(paper, model.config.anchoring)(model, batch, step=0)["mpd"].backward()
-    assert model.gate_to_mpd.weight.grad.abs().sum() > 0
+    maps = [model.gate_to_mpd.weight] + ([model.footprint_to_mpd.weight] if footprint else [])
+    assert all(w.grad.abs().sum() > 0 for w in maps)
     named = {n: p for n, p in model.named_parameters() if not n.startswith("backbone.")}
     gate_group = next(g for g in model.parameter_groups(named) if g["lr_scale"] == 10.0)
-    assert any(p is model.gate_to_mpd.weight for p in gate_group["params"])
-    assert set(plain.trainable_state_dict()) | {"gate_to_mpd.weight", "gate_to_mpd.bias"} == set(
-        model.trainable_state_dict())
+    assert all(any(p is w for p in gate_group["params"]) for w in maps)
+    assert set(plain.trainable_state_dict()) | {"gate_to_mpd.weight", "gate_to_mpd.bias"} | (
+        {"footprint_to_mpd.weight"} if footprint else set()) == set(model.trainable_state_dict())
+    with pytest.raises(ValueError, match="mpd_reads_footprint needs anchoring.mpd_reads_gate"):
+        dataclasses.replace(cfg.anchoring, mpd_reads_gate=False, mpd_reads_footprint=True)
 
 
 def test_propagation_with_an_open_flow_gate_is_the_flow_warp_baseline():

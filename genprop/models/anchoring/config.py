@@ -23,9 +23,18 @@ class AnchoringConfig:
             zero-initialised linear map added to G's penultimate features (the gate is the model's own estimate of
             where the edit lies, and a G anchored on a correct anchor has nothing left to show it; see
             docs/design-decisions.md, "Mask Prediction Decoder").
+        mpd_reads_footprint (bool, default False): with ``mpd_reads_gate``, the MPD reads the gate's inputs too:
+            the edit's footprints per latent channel (``SourceAnchorGate.footprints``), whose channels hold each
+            latent position's pixels, so the mask can resolve detail finer than the gate's latent grid.
     """
 
     flow: bool = False
     gate_weight: float = 1.0
     gate_lr_scale: float = 1.0
     mpd_reads_gate: bool = False
+    mpd_reads_footprint: bool = False
+
+    def __post_init__(self):
+        if self.mpd_reads_footprint and not self.mpd_reads_gate:
+            raise ValueError("anchoring.mpd_reads_footprint needs anchoring.mpd_reads_gate (the footprints join "
+                             "the gate's values where the MPD reads them)")

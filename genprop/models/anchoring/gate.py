@@ -60,6 +60,16 @@ class SourceAnchorGate(nn.Module):
             source (Tensor): (B, T_lat, C, h, w) the source latents.
             flow_anchor (Tensor | None): (B, T_lat, C, h, w) the flow anchor's latents (required with ``flow``).
         """
+        footprint = self.footprints(backbone, cond, source, flow_anchor)
+        tokens = self.head(hidden) + self.footprint(backbone.grid_to_tokens(footprint.to(hidden.dtype), ctx))
+        if self.channels == 2:
+            tokens = torch.tanh(tokens)
+        return backbone.tokens_to_grid(tokens, ctx)
+
+    def footprints(self, backbone, cond: dict, source: torch.Tensor,
+                   flow_anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """The edit's footprints the gate reads: (B, T_lat, K C, h, w), ``|e_1 - s_1|`` on every frame [and
+        ``|w_t - s_t|``], per latent channel (arguments as :meth:`forward`'s)."""
         first = backbone.first_frame_latents(cond, source)  # (B, 1, C, h, w)
         footprint = (first - source[:, :1]).abs().expand(-1, source.shape[1], -1, -1, -1)
         if self.channels == 2:
@@ -67,10 +77,7 @@ class SourceAnchorGate(nn.Module):
                 raise ValueError("a flow-anchor gate needs the flow anchor (cond['flow_anchor'], see "
                                  "genprop.models.anchoring.flow.with_flow_anchor)")
             footprint = torch.cat([footprint, (flow_anchor.to(source.dtype) - source).abs()], dim=2)
-        tokens = self.head(hidden) + self.footprint(backbone.grid_to_tokens(footprint.to(hidden.dtype), ctx))
-        if self.channels == 2:
-            tokens = torch.tanh(tokens)
-        return backbone.tokens_to_grid(tokens, ctx)
+        return footprint
 
     @staticmethod
     def anchor(gate: torch.Tensor, backbone_anchor: torch.Tensor, source: torch.Tensor,

@@ -26,9 +26,10 @@ from genprop.models.genprop_model import EncodedInputs, GenPropModel, GenPropOut
 from genprop.models.unit_outputs import own
 from genprop.models.zero_init import zero_module
 
-# Parameters of the gate (``AnchoredGenPropModel.source_gate``) and of its map into the MPD (``gate_to_mpd``:
-# zero-initialised too, with outputs that must travel O(1)) train at ``AnchoringConfig.gate_lr_scale`` x lr.
-GATE_PREFIX = ("source_gate.", "gate_to_mpd.")
+# Parameters of the gate (``AnchoredGenPropModel.source_gate``) and of its maps into the MPD (``gate_to_mpd``,
+# ``footprint_to_mpd``: zero-initialised too, with outputs that must travel O(1)) train at
+# ``AnchoringConfig.gate_lr_scale`` x lr.
+GATE_PREFIX = ("source_gate.", "gate_to_mpd.", "footprint_to_mpd.")
 
 
 @dataclass
@@ -71,6 +72,11 @@ class AnchoredGenPropModel(GenPropModel):
         self.gate_to_mpd = (zero_module(nn.Linear(self.source_gate.channels * bb.patch_volume,
                                                   bb.encoder_output_channels(0)[0]))
                             if config.anchoring.mpd_reads_gate else None)
+        # the gate's footprints per token (K C values per latent position) into the same width, zero-initialised
+        self.footprint_to_mpd = (zero_module(nn.Linear(self.source_gate.channels * bb.patch_volume
+                                                       * bb.latent_map.latent_channels,
+                                                       bb.encoder_output_channels(0)[0], bias=False))
+                                 if config.anchoring.mpd_reads_footprint else None)
 
     def parameter_groups(self, named: dict[str, nn.Parameter]) -> list[dict]:
         """The paper's group, and the gate's at ``gate_lr_scale`` times the learning rate."""
@@ -115,4 +121,7 @@ class AnchoredGenPropModel(GenPropModel):
         hint = None
         if self.gate_to_mpd is not None:
             hint = self.gate_to_mpd(bb.grid_to_tokens(gate.to(enc.g_hidden.dtype), ctx))  # (B, L, D)
+        if self.footprint_to_mpd is not None:
+            footprint = self.source_gate.footprints(bb, cond, sce_latents, flow)  # (B, T_lat, K C, h, w)
+            hint = hint + self.footprint_to_mpd(bb.grid_to_tokens(footprint.to(enc.g_hidden.dtype), ctx))
         return gate, dataclasses.replace(enc, ctx=ctx, g_hidden=bb.embed(ctx.x_in, ctx), mpd_hint=hint)
