@@ -361,7 +361,8 @@ def test_the_ray_train_entry_point_builds_the_shipped_model():
     shipped = load_genprop(os.path.join(SHIPPED, "model"))
     assert type(built) is type(shipped)
     assert dataclasses.replace(built.config, backbone=None) == dataclasses.replace(shipped.config, backbone=None)
-    assert model_json["anchoring"] == {"flow": True, "gate_weight": 1.0, "gate_lr_scale": 10.0, "mpd_reads_gate": False}
+    assert model_json["anchoring"] == {"flow": True, "gate_weight": 1.0, "gate_lr_scale": 10.0, "mpd_reads_gate": False,
+                                     "mpd_reads_footprint": False}
     weights = load_file(os.path.join(SHIPPED, "model", "genprop_trainable.safetensors"))
     built.load_state_dict(weights, strict=False)
     assert set(built.trainable_state_dict()) == set(weights)
