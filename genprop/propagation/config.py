@@ -36,9 +36,9 @@ class PropagationConfig:
         device (str, default "auto"): "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
         track_threshold (int, default 24): max-channel change from the source that a tracked pixel needs
             (``propagation.tracking.painted_change``; 24 is what counts as edited in the first frame).
-        mask_threshold (float | None, default None): MPD mask value that counts as "edited" (its region, drift,
-            mask videos); None = the value the checkpoint was calibrated at (``TrainedClip.mpd_threshold``), else
-            0.5.
+        mask_threshold (float | None, default None): MPD mask value that counts as "edited" (the composite's
+            "mpd" region and the mask video of it); None = the value the checkpoint was calibrated at
+            (``TrainedClip.mpd_threshold``), else 0.5.
         output_mode (str, default "crf"): how the propagated video is encoded: "crf" (H.264 at ``crf``, the input's
             colour tags), "lossless" (qp 0, yuv444p: off by up to 2 levels from RGB rounding) or "rgb-lossless"
             (libx264rgb qp 0: the RGB frames exactly). Evaluation writes losslessly, where the codec's loss would
