@@ -132,7 +132,7 @@ def main() -> None:
             print(f"  - tracking IoU (MPD) − track baseline {_interval(d)}")
             rec = [r["remove_recall_model"] for r in mpd if "remove_recall_model" in r]
             iou = [r["remove_iou_model"] for r in mpd if "remove_iou_model" in r]
-            print(f"  - MPD on removal (mask ≥ {thresholds[name]:.1f}): recall {np.mean(rec):.3f}, IoU "
+            print(f"  - MPD on removal (mask ≥ {thresholds[name]:g}): recall {np.mean(rec):.3f}, IoU "
                   f"{np.mean(iou):.3f} against the removed object + effects")
     if args.json:
         with open(args.json, "w") as f:

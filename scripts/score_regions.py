@@ -7,7 +7,7 @@ held-out scenes, tasks and geometry), the case is propagated as ``genprop propag
 the run's validation sampling: 2 steps, guidance 1) and two regions are scored against the case's true edit
 region (object and effects) by IoU over frames 2..T: the "diff" region (the composite's default) and the MPD's
 mask at the threshold calibrated on these cases (``genprop_quality.calibrate_mask_threshold``: the mask value, of
-0.1 .. 0.9, at which its region scores best). ``--write`` stores the IoUs (``region_iou``) and the threshold
+0.05 .. 0.95, at which its region scores best). ``--write`` stores the IoUs (``region_iou``) and the threshold
 (``mpd_threshold``) in the checkpoint's ``genprop_clip.json``: the composite's "auto" takes the MPD's mask only
 where it scores above the diff region, and the MPD's region is cut at that threshold.
 """
@@ -57,7 +57,7 @@ def main() -> None:
     by_task = {k: {t: round(float(np.mean([s for s, c in zip(v, cases) if c.task == t])), 4)
                    for t in sorted({c.task for c in cases})} for k, v in scores.items()}
     print(json.dumps({"cases": len(cases), "region_iou": region_iou, "mpd_threshold": threshold, "by_task": by_task,
-                      "mpd_iou_by_threshold": {f"{t:.1f}": round(v, 4) for t, v in by_threshold.items()}}))
+                      "mpd_iou_by_threshold": {f"{t:g}": round(v, 4) for t, v in by_threshold.items()}}))
     if args.write:
         save_trained_clip(args.model, dataclasses.replace(model.trained_clip, region_iou=region_iou,
                                                           mpd_threshold=threshold))

@@ -297,7 +297,7 @@ def test_mask_threshold_is_calibrated_where_the_region_scores_best():
     ring = np.zeros_like(truth)
     ring[:, 1:6, 1:6] = True
     ring &= ~truth
-    # 0.75 on the object, 0.35 on a ring round it: cuts at 0.4 .. 0.7 are exact, 0.3 and below take the ring too,
+    # 0.75 on the object, 0.35 on a ring round it: cuts at 0.4 .. 0.75 are exact, 0.35 and below take the ring too,
     # 0.8 and above mark nothing
     soft = np.where(truth, 0.75, np.where(ring, 0.35, 0.05)).astype(np.float32)
     threshold, best, by = calibrate_mask_threshold([soft, soft], [truth, truth])

@@ -15,7 +15,8 @@ from genprop.errors import DataError
 from genprop.models import GenPropConfig, GenPropModel
 from genprop.propagation import PropagationConfig, Propagator
 from genprop.propagation import memory
-from genprop.propagation.tracking import painted_colour, read_mask_video, track_mask, write_mask_video
+from genprop.propagation.tracking import (centre_at_half, mask_levels, painted_colour, read_mask_video, track_mask,
+                                         write_mask_video)
 from genprop.sampling import propagate
 
 
@@ -321,7 +322,7 @@ def test_auto_composite_takes_the_mpd_only_where_validation_shows_it_better(wan)
     wan.trained_clip = None
 
 
-def test_the_mpd_region_is_cut_at_the_checkpoints_calibrated_threshold(wan):
+def test_the_mpd_region_is_cut_at_the_checkpoints_calibrated_threshold(tmp_path, wan):
     from genprop.models.trained_clip import trained_clip
 
     v = _video(5, 32, 32)
@@ -335,10 +336,32 @@ def test_the_mpd_region_is_cut_at_the_checkpoints_calibrated_threshold(wan):
             assert prop.mask_threshold() == want
             r = prop.run(v, edited)
             assert np.array_equal(r.region[1:], r.mask[1:] >= want)  # later frames: the MPD's mask at the cut
+        # the MPD's mask video, cut at mid-grey, is the region at the checkpoint's cut
+        video.encode(v, str(tmp_path / "in.mp4"), 12)
+        masks.write_image(str(tmp_path / "edit.png"), edited)
+        wan.trained_clip = dataclasses.replace(trained_clip(wan.backbone, 5, 32, 32), mpd_threshold=0.3)
+        prop = Propagator(wan, dataclasses.replace(PropagationConfig.tiny(), composite="mpd"))
+        prop.run_files(str(tmp_path / "in.mp4"), str(tmp_path / "edit.png"), str(tmp_path / "out.mp4"),
+                       mpd_out=str(tmp_path / "mpd.mp4"), mask_out=str(tmp_path / "mask.mp4"))
+        region = read_mask_video(str(tmp_path / "mask.mp4"))
+        assert np.array_equal(read_mask_video(str(tmp_path / "mpd.mp4"))[1:], region[1:])
     finally:
         wan.trained_clip = None
     with pytest.raises(ValueError, match="MPD threshold 1.5"):
         dataclasses.replace(trained_clip(wan.backbone, 5, 32, 32), mpd_threshold=1.5)
+
+
+def test_a_mask_centred_at_its_threshold_keeps_its_order_and_its_cut_at_mid_grey():
+    m = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
+    m[0, 0, :4] = (0.0, 1.0, 0.3, np.nextafter(np.float32(0.3), np.float32(0)))
+    for thr in (0.05, 0.3, 0.5, 0.85):
+        c = centre_at_half(m, thr)
+        assert np.array_equal(mask_levels(c) / 255.0 >= 0.5, m >= thr)  # what read_mask_video cuts
+        order = np.argsort(m.ravel(), kind="stable")
+        assert np.all(np.diff(c.ravel()[order]) >= 0) and c.min() >= 0 and c.max() <= 1
+        assert c[0, 0, 0] == 0 and c[0, 0, 1] == 1
+    with pytest.raises(ValueError, match="threshold 1.0 must lie strictly between 0 and 1"):
+        centre_at_half(m, 1.0)
 
 
 @pytest.mark.parametrize("frames", [1, 2])

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from genprop.propagation.tracking import mask_levels
+from genprop.propagation.tracking import centre_at_half, mask_levels
 
 
 @dataclass
@@ -100,15 +100,19 @@ class FileSink:
         mode (str, default "crf"), crf (int, default 12): the video's encoding (``PropagationConfig.output_mode``).
         mask_out (str | None): the edit region (grey mask video, 255 = edited).
         raw_out (str | None): the model's frames upsampled, without the composite (same encoding as the video).
-        mpd_out (str | None): the MPD's soft mask (grey).
+        mpd_out (str | None): the MPD's soft mask (grey), remapped so that ``mpd_threshold`` is mid-grey.
         track_out (str | None): the painted change (colour-fill task).
         track (bool, default False): the task is colour fill (``track_out`` is written only then).
+        mpd_threshold (float, default 0.5): the MPD's cut (``Propagator.mask_threshold``): a reader that cuts the
+            mask video at mid-grey gets the MPD's region.
     """
 
     def __init__(self, out_url: str, info, audio_from: str | None = None, mode: str = "crf", crf: int = 12,
                  mask_out: str | None = None, raw_out: str | None = None, mpd_out: str | None = None,
-                 track_out: str | None = None, track: bool = False):
+                 track_out: str | None = None, track: bool = False, mpd_threshold: float = 0.5):
         from genprop.video_writer import VideoWriter
+
+        self.mpd_threshold = float(mpd_threshold)
 
         def writer(url, **kw):
             return VideoWriter(url, info.fps, info.width, info.height, like=info, **kw)
@@ -131,7 +135,7 @@ class FileSink:
         if "mask" in w:
             w["mask"].write(mask_levels(f.region), f.pts)  # grey writers take (H, W) levels
         if "mpd" in w:
-            w["mpd"].write(mask_levels(f.mpd), f.pts)
+            w["mpd"].write(mask_levels(centre_at_half(f.mpd, self.mpd_threshold)), f.pts)
         if "track" in w:
             w["track"].write(mask_levels(f.tracked), f.pts)
         if "raw" in w:

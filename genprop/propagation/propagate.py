@@ -346,7 +346,8 @@ class Propagator:
                 progress = Progress(storage.basename(video_url), info.num_frames, windows, quiet=quiet)
             sink = BackgroundSink(FileSink(out_url, info, audio_from=reader.local_path, mode=self.config.output_mode,
                                            crf=self.config.crf, mask_out=mask_out, raw_out=raw_out, mpd_out=mpd_out,
-                                           track_out=track_out, track=task == Task.COLOUR_FILL))
+                                           track_out=track_out, track=task == Task.COLOUR_FILL,
+                                           mpd_threshold=self.mask_threshold()))
             try:
                 stats = self.propagate(reader, info.num_frames, edited, sink, prompt, task, seed,
                                        progress=progress or None)

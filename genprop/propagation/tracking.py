@@ -87,6 +87,24 @@ def mask_levels(mask: np.ndarray) -> np.ndarray:
     return (np.clip(mask.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
 
 
+def centre_at_half(mask: np.ndarray, threshold: float) -> np.ndarray:
+    """A [0, 1] float mask remapped, monotonically and piecewise linearly, so that ``threshold`` lands at 0.5.
+
+    The MPD's mask video is written this way: it stays soft (the mask's order and its 0 and 1 are kept), and a
+    reader that cuts it at mid-grey (:func:`read_mask_video`) gets the region at the checkpoint's calibrated cut.
+
+    Args:
+        mask (np.ndarray): float in [0, 1], any shape.
+        threshold (float): in (0, 1), the cut that becomes 0.5.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"mask threshold {threshold} must lie strictly between 0 and 1")
+    m = np.clip(mask.astype(np.float32), 0.0, 1.0)
+    below = 0.5 * m / threshold
+    above = 1.0 - 0.5 * (1.0 - m) / (1.0 - threshold)
+    return np.where(m < threshold, np.minimum(below, np.nextafter(np.float32(0.5), np.float32(0))), above)
+
+
 def mask_frames(mask: np.ndarray) -> np.ndarray:
     """A bool or [0, 1] float mask (T, H, W) -> grey RGB frames (T, H, W, 3) uint8 (255 = edited)."""
     return np.repeat(mask_levels(mask)[..., None], 3, axis=-1)
