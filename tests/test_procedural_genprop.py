@@ -183,7 +183,10 @@ def test_ablation_configs_differ_only_where_intended():
                 "mpd-video-res": {"model.mask_scale": None},
                 "mpd-reads-gate": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True},
                 "mpd-reads-footprint": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True,
-                                        "model.anchoring.mpd_reads_footprint": True}}
+                                        "model.anchoring.mpd_reads_footprint": True},
+                "mpd-reads-footprint-colour-heavy": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True,
+                                                     "model.anchoring.mpd_reads_footprint": True,
+                                                     "synth.ratios": [0.25, 0.25, 0.5]}}
     for name, diff in expected.items():
         flat = _flat(configs.to_dict(load(name)))
         assert {k: v for k, v in flat.items() if base.get(k) != v} == diff, name
