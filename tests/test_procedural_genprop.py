@@ -186,7 +186,11 @@ def test_ablation_configs_differ_only_where_intended():
                                         "model.anchoring.mpd_reads_footprint": True},
                 "mpd-reads-footprint-colour-heavy": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True,
                                                      "model.anchoring.mpd_reads_footprint": True,
-                                                     "synth.ratios": [0.25, 0.25, 0.5]}}
+                                                     "synth.ratios": [0.25, 0.25, 0.5]},
+                "mpd-reads-footprint-faint-effects": {"model.mask_scale": None, "model.anchoring.mpd_reads_gate": True,
+                                                      "model.anchoring.mpd_reads_footprint": True,
+                                                      "synth.ratios": [0.25, 0.25, 0.5],
+                                                      "synth.colour_fill_effect_paint": [0.0, 0.5]}}
     for name, diff in expected.items():
         flat = _flat(configs.to_dict(load(name)))
         assert {k: v for k, v in flat.items() if base.get(k) != v} == diff, name

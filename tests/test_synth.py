@@ -83,6 +83,31 @@ def test_colour_fill_tints_the_effects_and_tracks_them_with_the_object():
         colour_fill(video, mask, (255, 0, 7), effects=fx[:2])
 
 
+def test_colour_fill_draws_its_effect_paint_per_pair_from_the_configured_range():
+    video, mask = _clip()
+    masks, fx = mask[None], _effects(mask)[None]
+    ranged = SynthConfig(colour_fill_effect_paint=(0.0, 0.5))
+    alphas = []
+    for seed in range(6):
+        spec = PairSpec(task=Task.COLOUR_FILL, seed=seed, colour=(255, 0, 7), prompt="")
+        pair = make_pair(spec, video, masks, (1,), ranged, effects=fx)
+        a = pair.info["effect_alpha"]
+        want = np.rint(video[fx[0]] * (1 - a) + np.array([255, 0, 7]) * a).astype(np.uint8)
+        np.testing.assert_array_equal(pair.target_video[fx[0]], want)
+        assert np.array_equal(pair.mask, mask | fx[0])  # tinted or not, the effects are in the region
+        # a fixed strength keeps the pair the default config made
+        fixed = make_pair(spec, video, masks, (1,), SynthConfig(), effects=fx)
+        assert fixed.info["effect_alpha"] == 0.5
+        alphas.append(a)
+    assert min(alphas) >= 0.0 and max(alphas) <= 0.5 and len(set(alphas)) == 6
+    unchanged = colour_fill(video, mask, (255, 0, 7), effects=fx[0], effect_alpha=0.0)
+    assert np.array_equal(unchanged.target_video[fx[0]], video[fx[0]])
+    with pytest.raises(ValueError, match="colour_fill_effect_paint"):
+        SynthConfig(colour_fill_effect_paint=(0.6, 0.5))
+    with pytest.raises(ValueError, match="effect_alpha"):
+        colour_fill(video, mask, (255, 0, 7), effects=fx[0], effect_alpha=1.5)
+
+
 def test_mask_fill_fills_the_effects_with_the_object():
     video, mask = _clip()
     fx = _effects(mask)

@@ -33,6 +33,10 @@ class SynthConfig:
         colour_fill_effects (bool, default True): where the dataset annotates an object's shadow and reflection
             (``VideoRecord.effects``; the procedural world does), colour fill tints them with its paint and tracks
             them in the pair's mask, as a reflection of the painted object would show it.
+        colour_fill_effect_paint (tuple[float, float], default (0.5, 0.5)): range of the strength with which colour
+            fill paints those effects, drawn per pair (0: unchanged). An annotation that does not separate a shadow
+            (which keeps its colour under a painted object) from a reflection (which shows the paint at its
+            opacity) is best served by a range from 0, so that the mask's effects cannot be read off the tint.
         mask_fill_effects (bool, default True): likewise, mask-and-fill fills them with the object, so the SCE's
             source has neither. Neither has any effect on data without effect masks (docs/design-decisions.md,
             "Effects in the augmentations").
@@ -44,6 +48,7 @@ class SynthConfig:
     dilate: int = 2
     inpaint_radius: int = 3
     colour_fill_effects: bool = True
+    colour_fill_effect_paint: tuple[float, float] = (0.5, 0.5)
     mask_fill_effects: bool = True
 
     def uses_effects(self, task: Task) -> bool:
@@ -58,6 +63,10 @@ class SynthConfig:
     def __post_init__(self):
         object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
         object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
+        object.__setattr__(self, "colour_fill_effect_paint", tuple(float(a) for a in self.colour_fill_effect_paint))
+        lo, hi = self.colour_fill_effect_paint
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"colour_fill_effect_paint must be 0 <= lo <= hi <= 1, got {self.colour_fill_effect_paint}")
         if len(self.ratios) != 3 or min(self.ratios) < 0 or sum(self.ratios) <= 0:
             raise ValueError(f"ratios must be 3 non-negative numbers with a positive sum, got {self.ratios}")
         if not 0 < self.scale_range[0] <= self.scale_range[1]:
@@ -160,4 +169,7 @@ def make_pair(spec: PairSpec, video: np.ndarray, masks: np.ndarray, object_ids, 
             def inpainter(frames, region):
                 return opencv_inpainter(frames, region, radius)
         return mask_fill(video, m, inpainter, config.dilate, object_id=oid, effects=fx)
-    return colour_fill(video, m, spec.colour, object_id=oid, effects=fx)
+    lo, hi = config.colour_fill_effect_paint
+    # a fixed strength draws nothing, so pairs made with one stay what they were
+    alpha = lo if lo == hi else float(rng.uniform(lo, hi))
+    return colour_fill(video, m, spec.colour, object_id=oid, effects=fx, effect_alpha=alpha)
