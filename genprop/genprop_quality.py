@@ -254,7 +254,8 @@ def score_genprop(model, cases: list[Case], *, mpd: bool = True, **sampling) -> 
         **sampling: passed to :func:`propagate_cases` (``num_steps``, ``guidance_scale``, ``seed``,
             ``trained_tasks``, ``device``).
     """
-    threshold = calibrated_threshold(model)
-    rows = [case_scores(case, frames, mask if mpd else None, threshold)
+    trained = sampling.get("trained_tasks")
+    rows = [case_scores(case, frames, mask if mpd else None,
+                        calibrated_threshold(model, task_id_for(case.task, trained)))
             for case, frames, mask in propagate_cases(model, cases, **sampling)]
     return mean_scores(rows, [c.task for c in cases])

@@ -57,7 +57,7 @@ def _fmt(v) -> str:
 
 def main() -> None:
     from genprop.genprop_quality import (CaseSpec, case_scores, make_validation_cases, propagate_cases,
-                                         reference_scores)
+                                         reference_scores, task_id_for)
     from genprop.models import load_genprop
     from genprop.models.trained_clip import calibrated_threshold
     from genprop.training.procedural_genprop import GENPROP_VALIDATION_SEED_BASE
@@ -80,9 +80,10 @@ def main() -> None:
     for name, directory in (m.split("=", 1) for m in args.model):
         trained, mpd = _run_settings(directory)
         model = load_genprop(directory).eval()
-        threshold = calibrated_threshold(model)
-        thresholds[name] = threshold
-        rows[name] = [case_scores(c, frames, mask if mpd else None, threshold) for c, frames, mask in
+        # each case cut at its task's calibrated value (the checkpoint's one cut where it has none per task)
+        thresholds[name] = calibrated_threshold(model, task_id_for("remove", trained))
+        rows[name] = [case_scores(c, frames, mask if mpd else None,
+                                  calibrated_threshold(model, task_id_for(c.task, trained))) for c, frames, mask in
                       propagate_cases(model, cases, num_steps=args.steps, guidance_scale=1.0, seed=args.seed,
                                       trained_tasks=trained)]
         rows[name + " (MPD)"] = [{k.replace("_mpd", "_model"): v for k, v in r.items() if k.endswith("_mpd")}

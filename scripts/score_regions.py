@@ -6,10 +6,11 @@ For every validation case of the run that exported ``--model`` (its ``run_config
 held-out scenes, tasks and geometry), the case is propagated as ``genprop propagate`` does (default settings,
 the run's validation sampling: 2 steps, guidance 1) and two regions are scored against the case's true edit
 region (object and effects) by IoU over frames 2..T: the "diff" region (the composite's default) and the MPD's
-mask at the threshold calibrated on these cases (``genprop_quality.calibrate_mask_threshold``: the mask value, of
-0.05 .. 0.95, at which its region scores best). ``--write`` stores the IoUs (``region_iou``) and the threshold
-(``mpd_threshold``) in the checkpoint's ``genprop_clip.json``: the composite's "auto" takes the MPD's mask only
-where it scores above the diff region, and the MPD's region is cut at that threshold.
+mask cut at the threshold calibrated on the cases of its task (``genprop_quality.calibrate_mask_threshold``: the
+mask value, of 0.05 .. 0.95, at which its region scores best). ``--write`` stores the IoUs (``region_iou``), the
+thresholds per task (``mpd_task_thresholds``) and over all cases (``mpd_threshold``, for a task without its own)
+in the checkpoint's ``genprop_clip.json``: the composite's "auto" takes the MPD's mask only where it scores above
+the diff region, and the MPD's region is cut at its task's threshold.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
                                          task_id_for)
     from genprop.models.trained_clip import save_trained_clip
     from genprop.propagation import PropagationConfig, Propagator, load_model
+    from genprop.tasks import Task
     from genprop.training.procedural_genprop import GenPropRunConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,21 +48,30 @@ def main() -> None:
     # one propagation per case: the diff region is the composite's, the MPD's soft mask is cut afterwards
     prop = Propagator(model, PropagationConfig(num_steps=run.val_steps, guidance=run.val_guidance,
                                                seed=run.val_seed, composite="diff"))
-    diff, masks = [], []
+    diff, masks, tasks = [], [], []
     for case in cases:
-        res = prop.run(case.original, case.target[0], case.prompt, task_id_for(case.task, run.trained_tasks()))
+        task = task_id_for(case.task, run.trained_tasks())
+        tasks.append(Task(task).cli_name)
+        res = prop.run(case.original, case.target[0], case.prompt, task)
         diff.append(iou_frames_after_first(res.region, case.mask))
         masks.append(res.mask)
     threshold, _, by_threshold = calibrate_mask_threshold(masks, [c.mask for c in cases])
-    scores = {"diff": diff, "mpd": [iou_frames_after_first(m >= threshold, c.mask) for m, c in zip(masks, cases)]}
+    # one cut per propagated task, each calibrated on that task's cases alone
+    task_cuts = {}
+    for name in sorted(set(tasks)):
+        own = [i for i, t in enumerate(tasks) if t == name]
+        task_cuts[name] = calibrate_mask_threshold([masks[i] for i in own], [cases[i].mask for i in own])[0]
+    scores = {"diff": diff, "mpd": [iou_frames_after_first(m >= task_cuts[t], c.mask)
+                                    for m, c, t in zip(masks, cases, tasks)]}
     region_iou = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
     by_task = {k: {t: round(float(np.mean([s for s, c in zip(v, cases) if c.task == t])), 4)
                    for t in sorted({c.task for c in cases})} for k, v in scores.items()}
-    print(json.dumps({"cases": len(cases), "region_iou": region_iou, "mpd_threshold": threshold, "by_task": by_task,
+    print(json.dumps({"cases": len(cases), "region_iou": region_iou, "mpd_threshold": threshold,
+                      "mpd_task_thresholds": task_cuts, "by_task": by_task,
                       "mpd_iou_by_threshold": {f"{t:g}": round(v, 4) for t, v in by_threshold.items()}}))
     if args.write:
         save_trained_clip(args.model, dataclasses.replace(model.trained_clip, region_iou=region_iou,
-                                                          mpd_threshold=threshold))
+                                                          mpd_threshold=threshold, mpd_task_thresholds=task_cuts))
 
 
 if __name__ == "__main__":

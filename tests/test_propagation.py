@@ -351,6 +351,34 @@ def test_the_mpd_region_is_cut_at_the_checkpoints_calibrated_threshold(tmp_path,
         dataclasses.replace(trained_clip(wan.backbone, 5, 32, 32), mpd_threshold=1.5)
 
 
+def test_a_checkpoint_calibrated_per_task_cuts_each_tasks_mpd_region_at_its_own_value(wan):
+    from genprop.models.trained_clip import trained_clip
+    from genprop.tasks import Task
+
+    v = _video(5, 32, 32)
+    edited = v[0].copy()
+    edited[8:16, 8:16] = (250, 20, 20)
+    clip = dataclasses.replace(trained_clip(wan.backbone, 5, 32, 32), mpd_threshold=0.4,
+                               mpd_task_thresholds={"track": 0.2, "remove": 0.8})
+    try:
+        wan.trained_clip = clip
+        prop = Propagator(wan, dataclasses.replace(PropagationConfig.tiny(), composite="mpd"))
+        for task, want in ((Task.COLOUR_FILL, 0.2), (Task.MASK_FILL, 0.8), (Task.COPY_PASTE, 0.4), (None, 0.4)):
+            assert prop.mask_threshold(None if task is None else int(task)) == want, task
+        r = prop.run(v, edited, task=int(Task.COLOUR_FILL))
+        assert np.array_equal(r.region[1:], r.mask[1:] >= 0.2)
+        # a configured cut overrides every task's
+        fixed = Propagator(wan, dataclasses.replace(PropagationConfig.tiny(), mask_threshold=0.6))
+        assert fixed.mask_threshold(int(Task.COLOUR_FILL)) == 0.6
+        # the record survives its json
+        assert type(clip).from_dict(json.loads(json.dumps(clip.to_dict()))) == clip
+    finally:
+        wan.trained_clip = None
+    for bad in ({"track": 1.0}, {"paint": 0.5}):
+        with pytest.raises(ValueError, match="MPD threshold"):
+            dataclasses.replace(clip, mpd_task_thresholds=bad)
+
+
 def test_a_mask_centred_at_its_threshold_keeps_its_order_and_its_cut_at_mid_grey():
     m = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
     m[0, 0, :4] = (0.0, 1.0, 0.3, np.nextafter(np.float32(0.3), np.float32(0)))

@@ -20,6 +20,9 @@ import os
 from dataclasses import asdict, dataclass
 
 from genprop.models.backbones.interface import PositionalCapacity
+from genprop.tasks import Task
+
+TASK_NAMES = tuple(t.cli_name for t in Task)
 
 CLIP_NAME = "genprop_clip.json"
 # the MPD mask value that counts as the edit where a checkpoint records no calibrated one
@@ -41,6 +44,10 @@ class TrainedClip:
         mpd_threshold (float | None, default None): the MPD mask value calibrated on those cases
             (``genprop_quality.calibrate_mask_threshold``; ``region_iou["mpd"]`` is scored at it), which
             propagation's MPD region takes unless ``PropagationConfig.mask_threshold`` is set; None = 0.5.
+        mpd_task_thresholds (dict | None, default None): {task's propagation name (``Task.cli_name``): mask
+            value}, each calibrated on the validation cases propagated with that task (the MPD is
+            task-conditioned, and a tracking mask and a removal mask need not share a cut); a task it does not
+            name takes ``mpd_threshold``.
     """
 
     frames: int
@@ -50,12 +57,17 @@ class TrainedClip:
     capacity: PositionalCapacity = PositionalCapacity()
     region_iou: dict | None = None
     mpd_threshold: float | None = None
+    mpd_task_thresholds: dict | None = None
 
     def __post_init__(self):
         if self.frames < 1 or self.height < 1 or self.width < 1:
             raise ValueError(f"bad trained clip: {self.frames} frames of {self.width}x{self.height}")
         if self.mpd_threshold is not None and not 0.0 < self.mpd_threshold < 1.0:
             raise ValueError(f"bad trained clip: MPD threshold {self.mpd_threshold} is not inside (0, 1)")
+        for name, cut in (self.mpd_task_thresholds or {}).items():
+            if name not in TASK_NAMES or not 0.0 < cut < 1.0:
+                raise ValueError(f"bad trained clip: MPD threshold {cut} for task {name!r} (tasks: "
+                                 f"{', '.join(TASK_NAMES)}; a threshold inside (0, 1))")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,14 +79,22 @@ class TrainedClip:
         return cls(capacity=cap, **d)
 
 
-def calibrated_threshold(model) -> float:
-    """The MPD mask value ``model``'s checkpoint was calibrated at (``TrainedClip.mpd_threshold``), else 0.5.
+def calibrated_threshold(model, task: int | None = None) -> float:
+    """The MPD mask value ``model``'s checkpoint was calibrated at for ``task`` (``TrainedClip.mpd_task_thresholds``),
+    else its overall one (``TrainedClip.mpd_threshold``), else 0.5.
 
     Args:
         model: a GenProp model (its ``trained_clip``, None for an untrained one).
+        task (int | None, default None): the task embedding id propagated with (``genprop.tasks.Task``); None:
+            the overall cut.
     """
     clip = getattr(model, "trained_clip", None)
-    return MASK_THRESHOLD if clip is None or clip.mpd_threshold is None else clip.mpd_threshold
+    if clip is None:
+        return MASK_THRESHOLD
+    by_task = clip.mpd_task_thresholds or {}
+    if task is not None and Task(int(task)).cli_name in by_task:
+        return float(by_task[Task(int(task)).cli_name])
+    return MASK_THRESHOLD if clip.mpd_threshold is None else clip.mpd_threshold
 
 
 def trained_clip(backbone, frames: int, height: int, width: int, fps=None) -> TrainedClip:

@@ -144,11 +144,16 @@ class Propagator:
         mpd, diff = iou.get("mpd"), iou.get("diff")
         return "mpd" if mpd is not None and diff is not None and mpd > diff else "diff"
 
-    def mask_threshold(self) -> float:
-        """The MPD mask value that counts as edited: the configured one, else the checkpoint's calibrated one."""
+    def mask_threshold(self, task: int | None = None) -> float:
+        """The MPD mask value that counts as edited: the configured one, else the checkpoint's calibrated one.
+
+        Args:
+            task (int | None, default None): the task propagated with; a checkpoint calibrated per task cuts
+                its mask at that task's value (``TrainedClip.mpd_task_thresholds``).
+        """
         if self.config.mask_threshold is not None:
             return self.config.mask_threshold
-        return calibrated_threshold(self.model)
+        return calibrated_threshold(self.model, task)
 
     # ------------------------------------------------------------------ one window
     @torch.no_grad()
@@ -235,7 +240,7 @@ class Propagator:
             return out
 
         regions = EditRegion(source_kind, fmap, comp, edited_first_frame, cfg.region_threshold, cfg.region_dilate,
-                             self.mask_threshold())
+                             self.mask_threshold(task))
         colour = None  # the painted colour, read off frame 0 (colour fill)
         drift_rows, done = [], 0
         for fin in stream_windows(sample, frames, to_working, fmap.image_to_working(edited_first_frame),
@@ -347,7 +352,7 @@ class Propagator:
             sink = BackgroundSink(FileSink(out_url, info, audio_from=reader.local_path, mode=self.config.output_mode,
                                            crf=self.config.crf, mask_out=mask_out, raw_out=raw_out, mpd_out=mpd_out,
                                            track_out=track_out, track=task == Task.COLOUR_FILL,
-                                           mpd_threshold=self.mask_threshold()))
+                                           mpd_threshold=self.mask_threshold(task)))
             try:
                 stats = self.propagate(reader, info.num_frames, edited, sink, prompt, task, seed,
                                        progress=progress or None)
