@@ -316,6 +316,8 @@ def test_mask_threshold_is_calibrated_where_the_region_scores_best():
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")
 BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model")
+# the variant of procedural-genprop.yaml the shipped run trained (None: its base)
+SHIPPED_VARIANT = None
 
 
 @pytest.mark.slow
@@ -359,7 +361,11 @@ def test_the_ray_train_entry_point_builds_the_shipped_model():
     from genprop.training.job_config import TrainJobConfig
     from pipelines.train_worker import build_model
 
-    model_section = yaml.safe_load(open(os.path.join(CONFIGS, "procedural-genprop.yaml")))["base"]["model"]
+    url = os.path.join(CONFIGS, "procedural-genprop.yaml")
+    model_section = configs.apply_variant(yaml.safe_load(open(url)), url, SHIPPED_VARIANT)["model"]
+    with open(os.path.join(SHIPPED, "model", "run_config.json")) as f:  # the shipped run is that variant's, whole
+        assert configs.from_dict(GenPropRunConfig, json.load(f)["config"]) == \
+            configs.load(GenPropRunConfig, url, variant=SHIPPED_VARIANT)
     job = configs.from_dict(TrainJobConfig, {"model": model_section, "backbone_pretrained": BACKBONE},
                             where="train")
     stored = json.load(open(os.path.join(BACKBONE, "genprop_backbone.json")))
@@ -368,8 +374,7 @@ def test_the_ray_train_entry_point_builds_the_shipped_model():
     shipped = load_genprop(os.path.join(SHIPPED, "model"))
     assert type(built) is type(shipped)
     assert dataclasses.replace(built.config, backbone=None) == dataclasses.replace(shipped.config, backbone=None)
-    assert model_json["anchoring"] == {"flow": True, "gate_weight": 1.0, "gate_lr_scale": 10.0, "mpd_reads_gate": False,
-                                     "mpd_reads_footprint": False}
+    assert model_json["anchoring"] == dataclasses.asdict(shipped.config.anchoring)
     weights = load_file(os.path.join(SHIPPED, "model", "genprop_trainable.safetensors"))
     built.load_state_dict(weights, strict=False)
     assert set(built.trainable_state_dict()) == set(weights)
