@@ -321,7 +321,7 @@ def test_mask_threshold_is_calibrated_where_the_region_scores_best():
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")
 BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model")
 # the variant of procedural-genprop.yaml the shipped run trained (None: its base)
-SHIPPED_VARIANT = None
+SHIPPED_VARIANT = "mpd-reads-footprint-colour-heavy"
 
 
 @pytest.mark.slow
@@ -331,7 +331,8 @@ def test_shipped_weights_reproduce_their_validation_and_hold_the_floors():
     ``validation.json`` records (``scripts/validate_shipped.py``: its run's held-out cases, the current sampler),
     within a few hundredths of the curve's last row (what the same cases scored while it trained); there GenProp's
     removal PSNR is above the original video's and its tracking IoU against object + effects above the flow
-    tracker's (the two quality floors)."""
+    tracker's (the two quality floors); its MPD's regions, cut at the checkpoint's calibrated values, score what
+    the record says, and on removal overlap the removed object and its effects by IoU 0.5 at least."""
     from genprop.training.procedural_genprop import score_run_model
 
     with open(os.path.join(SHIPPED, "model", "run_config.json")) as f:
@@ -350,8 +351,12 @@ def test_shipped_weights_reproduce_their_validation_and_hold_the_floors():
     for key in ("track_iou_colour", "track_iou_fx_colour"):
         assert scores[key] == pytest.approx(recorded["scores"][key], abs=1e-4), key
         assert scores[key] == pytest.approx(last[key], abs=0.02), key
+    # the MPD's regions, each task's cut at the checkpoint's calibrated value (the curve cut them at 0.5)
+    for key in ("track_iou_fx_mpd", "remove_iou_mpd", "remove_recall_mpd"):
+        assert scores[key] == pytest.approx(recorded["scores"][key], abs=1e-3), key
     assert scores["remove_psnr_model"] > last["remove_psnr_identity"]
     assert scores["track_iou_fx_colour"] > last["track_iou_fx_flow"]
+    assert scores["remove_iou_mpd"] >= 0.5  # the MPD marks the removed object and its effects
 
 
 def test_the_ray_train_entry_point_builds_the_shipped_model():
