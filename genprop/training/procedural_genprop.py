@@ -80,7 +80,8 @@ class GenPropRunConfig:
         backbone (str, default "models/procedural-backbone/model"): the frozen backbone's directory
             (``save_backbone``'s layout; relative paths are relative to the working directory).
         model (GenPropConfig): the model without its backbone (the run's); by default SCE of 2 blocks, task
-            embeddings of 64, and the anchoring extension with its flow channel (the shipped model).
+            embeddings of 64, and the anchoring extension with its flow channel (run `genprop`; the shipped model is
+            a variant of it, docs/results.md).
         train (TrainConfig): objective ``genprop``, optimiser settings and the region-aware loss
             (``train.loss``: ``mpd_weight`` 0 = no MPD; ``region_weighting`` false and ``grad_weight`` 0 = no
             region-aware loss).
