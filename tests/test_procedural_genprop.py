@@ -194,7 +194,11 @@ def test_ablation_configs_differ_only_where_intended():
                 "mpd-reads-footprint-colour-heavy-mpd-weight-4": {
                     "model.mask_scale": None, "model.anchoring.mpd_reads_gate": True,
                     "model.anchoring.mpd_reads_footprint": True, "synth.ratios": [0.25, 0.25, 0.5],
-                    "train.loss.mpd_weight": 4.0}}
+                    "train.loss.mpd_weight": 4.0},
+                "mpd-reads-footprint-colour-heavy-mpd-weight-8": {
+                    "model.mask_scale": None, "model.anchoring.mpd_reads_gate": True,
+                    "model.anchoring.mpd_reads_footprint": True, "synth.ratios": [0.25, 0.25, 0.5],
+                    "train.loss.mpd_weight": 8.0}}
     for name, diff in expected.items():
         flat = _flat(configs.to_dict(load(name)))
         assert {k: v for k, v in flat.items() if base.get(k) != v} == diff, name
