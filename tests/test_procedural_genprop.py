@@ -325,7 +325,7 @@ def test_mask_threshold_is_calibrated_where_the_region_scores_best():
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")
 BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model")
 # the variant of procedural-genprop.yaml the shipped run trained (None: its base)
-SHIPPED_VARIANT = "mpd-reads-footprint-colour-heavy"
+SHIPPED_VARIANT = "mpd-reads-footprint-colour-heavy-mpd-weight-4"
 
 
 @pytest.mark.slow
