@@ -122,6 +122,40 @@ def calibrate_mask_threshold(masks: list[np.ndarray], truths: list[np.ndarray],
     return best, by[best], by
 
 
+def mask_by_frame(masks: list[np.ndarray], truths: list[np.ndarray], cut: float,
+                  thresholds: tuple[float, ...] = MASK_THRESHOLDS) -> list[dict]:
+    """How the MPD's mask holds up over the clip: per frame 2..T, over a set of cases.
+
+    Args:
+        masks (list[np.ndarray]): per case, (T, H, W) float, the MPD's mask.
+        truths (list[np.ndarray]): per case, (T, H, W) bool, the true edit region.
+        cut (float): the threshold the region is cut at (the task's calibrated one).
+        thresholds (tuple[float, ...]): the values the per-frame best cut is chosen from.
+
+    Returns:
+        One dict per frame from the second: ``frame`` (1-based), ``inside`` / ``outside`` (the mask's mean over the
+        true region and over the rest, averaged over cases), ``iou`` (at ``cut``) and ``best_cut`` with its
+        ``best_iou`` (the threshold that would score that frame best over these cases).
+
+    Raises:
+        ValueError: no cases, or masks and truths that do not pair up.
+    """
+    if not masks or len(masks) != len(truths):
+        raise ValueError(f"need one true region per mask and at least one case; got {len(masks)} masks and "
+                         f"{len(truths)} regions")
+    rows = []
+    for f in range(1, min(m.shape[0] for m in masks)):
+        inside = [float(m[f][g[f]].mean()) for m, g in zip(masks, truths) if g[f].any()]
+        outside = [float(m[f][~g[f]].mean()) for m, g in zip(masks, truths) if (~g[f]).any()]
+        by = {float(t): float(np.mean([iou(m[f] >= t, g[f]) for m, g in zip(masks, truths)])) for t in thresholds}
+        best = max(by, key=lambda t: (by[t], -t))
+        rows.append({"frame": f + 1, "inside": float(np.mean(inside)) if inside else float("nan"),
+                     "outside": float(np.mean(outside)) if outside else float("nan"),
+                     "iou": float(np.mean([iou(m[f] >= cut, g[f]) for m, g in zip(masks, truths)])),
+                     "best_cut": best, "best_iou": by[best]})
+    return rows
+
+
 def task_id_for(case_task: str, trained_tasks: set[str] | None = None) -> int:
     """The task embedding a case is propagated with; the default (0) when the run never trained that task.
 

@@ -10,7 +10,8 @@ mask cut at the threshold calibrated on the cases of its task (``genprop_quality
 mask value, of 0.05 .. 0.95, at which its region scores best). ``--write`` stores the IoUs (``region_iou``), the
 thresholds per task (``mpd_task_thresholds``) and over all cases (``mpd_threshold``, for a task without its own)
 in the checkpoint's ``genprop_clip.json``: the composite's "auto" takes the MPD's mask only where it scores above
-the diff region, and the MPD's region is cut at its task's threshold.
+the diff region, and the MPD's region is cut at its task's threshold. The printed record also gives, per task,
+how the MPD's mask holds up over the clip (``mpd_by_frame``: ``genprop_quality.mask_by_frame`` at the task's cut).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main() -> None:
     from genprop.configs import from_dict
     from genprop.genprop_quality import (calibrate_mask_threshold, iou_frames_after_first, make_validation_cases,
-                                         task_id_for)
+                                         mask_by_frame, task_id_for)
     from genprop.models.trained_clip import save_trained_clip
     from genprop.propagation import PropagationConfig, Propagator, load_model
     from genprop.tasks import Task
@@ -66,8 +67,13 @@ def main() -> None:
     region_iou = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
     by_task = {k: {t: round(float(np.mean([s for s, c in zip(v, cases) if c.task == t])), 4)
                    for t in sorted({c.task for c in cases})} for k, v in scores.items()}
+    by_frame = {}
+    for name, cut in task_cuts.items():
+        own = [i for i, t in enumerate(tasks) if t == name]
+        by_frame[name] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                          for row in mask_by_frame([masks[i] for i in own], [cases[i].mask for i in own], cut)]
     print(json.dumps({"cases": len(cases), "region_iou": region_iou, "mpd_threshold": threshold,
-                      "mpd_task_thresholds": task_cuts, "by_task": by_task,
+                      "mpd_task_thresholds": task_cuts, "by_task": by_task, "mpd_by_frame": by_frame,
                       "mpd_iou_by_threshold": {f"{t:g}": round(v, 4) for t, v in by_threshold.items()}}))
     if args.write:
         save_trained_clip(args.model, dataclasses.replace(model.trained_clip, region_iou=region_iou,

@@ -13,7 +13,7 @@ from genprop.datasets import open_dataset
 from genprop.datasets.procedural import Case, WorldConfig, write_world
 from genprop.datasets.procedural.memory import RenderedWorld
 from genprop.genprop_quality import (MASK_THRESHOLDS, calibrate_mask_threshold, case_scores, iou_frames_after_first,
-                                     make_validation_cases, mean_scores, psnr_frames_after_first,
+                                     make_validation_cases, mask_by_frame, mean_scores, psnr_frames_after_first,
                                      recall_frames_after_first, task_id_for)
 from genprop.losses import RegionLossConfig, region_aware_loss
 from genprop.models.backbones import WanBackboneConfig, build_backbone
@@ -321,6 +321,22 @@ def test_mask_threshold_is_calibrated_where_the_region_scores_best():
     with pytest.raises(ValueError, match="one true region per mask"):
         calibrate_mask_threshold([soft], [])
 
+
+
+def test_mask_by_frame_shows_a_mask_that_spreads_over_the_clip():
+    truth = np.zeros((3, 8, 8), bool)
+    truth[:, 2:5, 2:5] = True
+    soft = np.where(truth, 0.9, 0.1).astype(np.float32)
+    soft[2] = np.where(truth[2], 0.7, 0.1)
+    soft[2, 0, :] = 0.6  # frame 3 also marks a row outside the object, below the first cut
+    rows = mask_by_frame([soft], [truth], cut=0.8)
+    assert [r["frame"] for r in rows] == [2, 3]  # frame 1 is the given edit, never scored
+    assert rows[0]["inside"] == pytest.approx(0.9) and rows[0]["outside"] == pytest.approx(0.1)
+    assert rows[0]["iou"] == 1.0 and rows[1]["iou"] == 0.0  # the frame-3 mask falls below the cut
+    assert rows[1]["inside"] == pytest.approx(0.7) and rows[1]["outside"] == pytest.approx((0.1 * 47 + 0.6 * 8) / 55)
+    assert rows[1]["best_cut"] == 0.65 and rows[1]["best_iou"] == 1.0  # the lowest cut that leaves the row out
+    with pytest.raises(ValueError, match="one true region per mask"):
+        mask_by_frame([soft], [], cut=0.5)
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")
 BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model")
