@@ -98,6 +98,18 @@ def iou_frames_after_first(pred: np.ndarray, gt: np.ndarray) -> float:
 MASK_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
+def _check_paired(masks: list[np.ndarray], truths: list[np.ndarray]) -> None:
+    """Raise ValueError unless there is at least one case and one true region per mask."""
+    if not masks or len(masks) != len(truths):
+        raise ValueError(f"need one true region per mask and at least one case; got {len(masks)} masks and "
+                         f"{len(truths)} regions")
+
+
+def _best_cut(by: dict[float, float]) -> float:
+    """The threshold of highest mean IoU in ``{threshold: IoU}``; on a tie the lowest."""
+    return max(by, key=lambda t: (by[t], -t))
+
+
 def calibrate_mask_threshold(masks: list[np.ndarray], truths: list[np.ndarray],
                              thresholds: tuple[float, ...] = MASK_THRESHOLDS) -> tuple[float, float, dict]:
     """The MPD mask value at which its region scores best on a set of (validation) cases.
@@ -113,12 +125,10 @@ def calibrate_mask_threshold(masks: list[np.ndarray], truths: list[np.ndarray],
     Raises:
         ValueError: no cases, or masks and truths that do not pair up.
     """
-    if not masks or len(masks) != len(truths):
-        raise ValueError(f"need one true region per mask and at least one case; got {len(masks)} masks and "
-                         f"{len(truths)} regions")
+    _check_paired(masks, truths)
     by = {float(t): float(np.mean([iou_frames_after_first(m >= t, g) for m, g in zip(masks, truths)]))
           for t in thresholds}
-    best = max(by, key=lambda t: (by[t], -t))
+    best = _best_cut(by)
     return best, by[best], by
 
 
@@ -140,15 +150,13 @@ def mask_by_frame(masks: list[np.ndarray], truths: list[np.ndarray], cut: float,
     Raises:
         ValueError: no cases, or masks and truths that do not pair up.
     """
-    if not masks or len(masks) != len(truths):
-        raise ValueError(f"need one true region per mask and at least one case; got {len(masks)} masks and "
-                         f"{len(truths)} regions")
+    _check_paired(masks, truths)
     rows = []
     for f in range(1, min(m.shape[0] for m in masks)):
         inside = [float(m[f][g[f]].mean()) for m, g in zip(masks, truths) if g[f].any()]
         outside = [float(m[f][~g[f]].mean()) for m, g in zip(masks, truths) if (~g[f]).any()]
         by = {float(t): float(np.mean([iou(m[f] >= t, g[f]) for m, g in zip(masks, truths)])) for t in thresholds}
-        best = max(by, key=lambda t: (by[t], -t))
+        best = _best_cut(by)
         rows.append({"frame": f + 1, "inside": float(np.mean(inside)) if inside else float("nan"),
                      "outside": float(np.mean(outside)) if outside else float("nan"),
                      "iou": float(np.mean([iou(m[f] >= cut, g[f]) for m, g in zip(masks, truths)])),

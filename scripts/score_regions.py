@@ -57,21 +57,19 @@ def main() -> None:
         diff.append(iou_frames_after_first(res.region, case.mask))
         masks.append(res.mask)
     threshold, _, by_threshold = calibrate_mask_threshold(masks, [c.mask for c in cases])
-    # one cut per propagated task, each calibrated on that task's cases alone
-    task_cuts = {}
+    # one cut per propagated task, each calibrated on that task's cases alone, and how its mask holds up over the clip
+    task_cuts, by_frame = {}, {}
     for name in sorted(set(tasks)):
-        own = [i for i, t in enumerate(tasks) if t == name]
-        task_cuts[name] = calibrate_mask_threshold([masks[i] for i in own], [cases[i].mask for i in own])[0]
+        own_masks = [m for m, t in zip(masks, tasks) if t == name]
+        own_truths = [c.mask for c, t in zip(cases, tasks) if t == name]
+        task_cuts[name] = calibrate_mask_threshold(own_masks, own_truths)[0]
+        by_frame[name] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                          for row in mask_by_frame(own_masks, own_truths, task_cuts[name])]
     scores = {"diff": diff, "mpd": [iou_frames_after_first(m >= task_cuts[t], c.mask)
                                     for m, c, t in zip(masks, cases, tasks)]}
     region_iou = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
     by_task = {k: {t: round(float(np.mean([s for s, c in zip(v, cases) if c.task == t])), 4)
                    for t in sorted({c.task for c in cases})} for k, v in scores.items()}
-    by_frame = {}
-    for name, cut in task_cuts.items():
-        own = [i for i, t in enumerate(tasks) if t == name]
-        by_frame[name] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-                          for row in mask_by_frame([masks[i] for i in own], [cases[i].mask for i in own], cut)]
     print(json.dumps({"cases": len(cases), "region_iou": region_iou, "mpd_threshold": threshold,
                       "mpd_task_thresholds": task_cuts, "by_task": by_task, "mpd_by_frame": by_frame,
                       "mpd_iou_by_threshold": {f"{t:g}": round(v, 4) for t, v in by_threshold.items()}}))

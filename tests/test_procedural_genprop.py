@@ -322,7 +322,6 @@ def test_mask_threshold_is_calibrated_where_the_region_scores_best():
         calibrate_mask_threshold([soft], [])
 
 
-
 def test_mask_by_frame_shows_a_mask_that_spreads_over_the_clip():
     truth = np.zeros((3, 8, 8), bool)
     truth[:, 2:5, 2:5] = True
@@ -337,6 +336,7 @@ def test_mask_by_frame_shows_a_mask_that_spreads_over_the_clip():
     assert rows[1]["best_cut"] == 0.65 and rows[1]["best_iou"] == 1.0  # the lowest cut that leaves the row out
     with pytest.raises(ValueError, match="one true region per mask"):
         mask_by_frame([soft], [], cut=0.5)
+
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "procedural-genprop")
 BACKBONE = os.path.join(os.path.dirname(SHIPPED), "procedural-backbone", "model")
